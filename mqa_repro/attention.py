@@ -1,0 +1,210 @@
+"""One attention layer for multi-head, multi-query, grouped-query and local attention.
+
+The variant is data, not a subclass: ``num_heads`` query heads share ``num_kv_heads`` key/value heads
+(1 = multi-query, ``num_heads`` = multi-head, in between = grouped-query), and ``window`` restricts a
+causal self-attention to the last ``window`` positions (local attention).
+
+Shape letters, used in the docstrings and in every einsum string below:
+
+  B  batch (sentences; hypotheses where a beam is flattened into the batch)
+  W  beams that share one encoder memory (decode-time cross-attention; 1 everywhere else)
+  T  query length              S  key / memory length
+  N  query heads (h)           K  key/value heads (g)     G  query heads per kv head (h / g)
+  H  query/key head dim (d_k)  V  value head dim (d_v)    D  model dim (d)
+
+Grouped queries are contracted against their kv head directly ('BWTKGH,BSKH->BWKGTS'): K/V are never
+repeated up to N heads, because that would re-inflate exactly the memory traffic multi-query attention
+removes. Query head n belongs to kv head n // G, so a multi-head checkpoint converts to grouped-query
+by mean-pooling each group's K/V heads (see ``model.convert_kv_heads``).
+
+Decode caches are explicit pytrees passed in and returned (no hidden mutable collections):
+  self-attention   {key [B, L, K, H], value [B, L, K, V], index []}
+                   L = max decode length, or L = window for local attention (a ring buffer).
+  cross-attention  {key [B, S, K, H], value [B, S, K, V], mask [B, S]}: computed once per source
+                   sentence from the encoder output and reused at every step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Array = jax.Array
+_NEG = -1e30  # masked logit: exp underflows to exactly 0 in float32, and a fully masked row stays finite
+
+
+def _dense_init(fan_in: int):
+  return nn.initializers.normal(stddev=fan_in ** -0.5)
+
+
+def attend(q: Array, k: Array, v: Array, mask: Array | None, *, dropout: nn.Module | None = None,
+           deterministic: bool = True) -> Array:
+  """Softmax attention of grouped queries against their kv heads.
+
+  q [B, W, T, K, G, H] (already scaled by H^-0.5), k [B, S, K, H], v [B, S, K, V],
+  mask broadcastable to [B, W, K, G, T, S] (True = may attend). Returns [B, W, T, K, G, V].
+  """
+  logits = jnp.einsum('BWTKGH,BSKH->BWKGTS', q, k, preferred_element_type=jnp.float32)
+  if mask is not None:
+    logits = jnp.where(mask, logits, _NEG)
+  probs = jax.nn.softmax(logits, axis=-1)
+  if dropout is not None and not deterministic:
+    probs = dropout(probs, deterministic=False)
+  return jnp.einsum('BWKGTS,BSKV->BWTKGV', probs.astype(v.dtype), v)
+
+
+def local_causal_mask(t: int, s: int, window: int | None, causal: bool) -> Array | None:
+  """[T, S] mask over row indices: causal (j <= i) and, for local attention, i - j < window."""
+  if not causal:
+    return None
+  i = jnp.arange(t)[:, None]
+  j = jnp.arange(s)[None, :]
+  mask = j <= i
+  if window is not None:
+    mask &= j > i - window
+  return mask
+
+
+class Attention(nn.Module):
+  """Multi-head / multi-query / grouped-query / local attention with an incremental-decode cache."""
+  d_model: int
+  num_heads: int
+  num_kv_heads: int
+  qk_dim: int
+  v_dim: int
+  causal: bool = False
+  window: int | None = None
+  dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  def setup(self):
+    n, k, d = self.num_heads, self.num_kv_heads, self.d_model
+    if n % k:
+      raise ValueError(f"num_heads ({n}) must be divisible by num_kv_heads ({k})")
+    part = nn.with_logical_partitioning
+    self.query = self.param('query', part(_dense_init(d), ('embed', 'heads', 'qk_dim')),
+                            (d, n, self.qk_dim), self.param_dtype)       # [D, N, H]
+    self.key = self.param('key', part(_dense_init(d), ('embed', 'kv_heads', 'qk_dim')),
+                          (d, k, self.qk_dim), self.param_dtype)         # [D, K, H]
+    self.value = self.param('value', part(_dense_init(d), ('embed', 'kv_heads', 'v_dim')),
+                            (d, k, self.v_dim), self.param_dtype)        # [D, K, V]
+    self.out = self.param('out', part(_dense_init(n * self.v_dim), ('heads', 'v_dim', 'embed')),
+                          (n, self.v_dim, d), self.param_dtype)          # [N, V, D]
+    self.dropout = nn.Dropout(self.dropout_rate)
+
+  # --- projections -------------------------------------------------------------------------------
+
+  def _queries(self, x: Array) -> Array:
+    """x [B, T, D] -> [B, T, K, G, H], scaled by H^-0.5 (folded in here, not into the logits)."""
+    q = jnp.einsum('BTD,DNH->BTNH', x.astype(self.dtype), self.query.astype(self.dtype))
+    q = nn.with_logical_constraint(q, ('batch', 'length', 'heads', 'qk_dim'))
+    q = q * jnp.asarray(self.qk_dim ** -0.5, self.dtype)
+    b, t = q.shape[:2]
+    return q.reshape(b, t, self.num_kv_heads, self.num_heads // self.num_kv_heads, self.qk_dim)
+
+  def _keys_values(self, x: Array) -> tuple[Array, Array]:
+    """x [B, S, D] -> k [B, S, K, H], v [B, S, K, V]."""
+    x = x.astype(self.dtype)
+    k = jnp.einsum('BSD,DKH->BSKH', x, self.key.astype(self.dtype))
+    v = jnp.einsum('BSD,DKV->BSKV', x, self.value.astype(self.dtype))
+    k = nn.with_logical_constraint(k, ('batch', 'length', 'kv_heads', 'qk_dim'))
+    v = nn.with_logical_constraint(v, ('batch', 'length', 'kv_heads', 'v_dim'))
+    return k, v
+
+  def _output(self, o: Array) -> Array:
+    """o [B, W, T, K, G, V] -> [B·W, T, D]."""
+    b, w, t = o.shape[:3]
+    o = o.reshape(b * w, t, self.num_heads, self.v_dim)
+    return jnp.einsum('BTNV,NVD->BTD', o, self.out.astype(self.dtype))
+
+  # --- parallel path (training, evaluation, full-sequence scoring) -------------------------------
+
+  def __call__(self, x: Array, memory: Array | None = None, mask: Array | None = None, *,
+               deterministic: bool = True) -> Array:
+    """Self-attention over x (memory None) or attention from x to memory.
+
+    x [B, T, D], memory [B, S, D], mask [B, T, S] (segments / padding; True = may attend). Causal and
+    window masks are added here for self-attention, on row indices: packed examples are contiguous,
+    so index differences equal position differences within an example.
+    """
+    q = self._queries(x)[:, None]                               # [B, 1, T, K, G, H]
+    k, v = self._keys_values(x if memory is None else memory)
+    t, s = x.shape[1], k.shape[1]
+    full = None if mask is None else mask[:, None, None, None, :, :]   # [B, 1, 1, 1, T, S]
+    if memory is None:
+      lc = local_causal_mask(t, s, self.window, self.causal)
+      if lc is not None:
+        full = lc if full is None else full & lc
+    o = attend(q, k, v, full, dropout=self.dropout, deterministic=deterministic)
+    return self._output(o)
+
+  # --- incremental path (decoding) ---------------------------------------------------------------
+
+  def init_self_cache(self, batch: int, length: int) -> dict[str, Array]:
+    """Empty self-attention cache: L = length slots, or `window` slots (a ring) for local attention."""
+    slots = self.window if self.window is not None else length
+    kv = self.num_kv_heads
+    return {'key': jnp.zeros((batch, slots, kv, self.qk_dim), self.dtype),      # [B, L, K, H]
+            'value': jnp.zeros((batch, slots, kv, self.v_dim), self.dtype),     # [B, L, K, V]
+            'index': jnp.zeros((), jnp.int32)}                                  # positions written
+
+  def init_cross_cache(self, memory: Array, memory_mask: Array) -> dict[str, Array]:
+    """Project the encoder output ONCE per sentence: memory [B, S, D], memory_mask [B, S]."""
+    k, v = self._keys_values(memory)
+    return {'key': k, 'value': v, 'mask': memory_mask.astype(bool)}
+
+  def decode_self(self, x: Array, cache: dict[str, Array]) -> tuple[Array, dict[str, Array]]:
+    """Causal self-attention for T new tokens x [B, T, D] at positions index .. index+T-1."""
+    q = self._queries(x)[:, None]                               # [B, 1, T, K, G, H]
+    k, v = self._keys_values(x)                                 # [B, T, K, H]
+    ck, cv, idx = cache['key'], cache['value'], cache['index']
+    t, slots = x.shape[1], ck.shape[1]
+    qpos = idx + jnp.arange(t)
+    k, v = k.astype(ck.dtype), v.astype(cv.dtype)
+    if self.window is None:
+      # Write first, then read the whole cache under a position mask: an in-place update, no copy.
+      ck = lax.dynamic_update_slice(ck, k, (0, idx, 0, 0))
+      cv = lax.dynamic_update_slice(cv, v, (0, idx, 0, 0))
+      keys, values, kpos = ck, cv, jnp.arange(slots)
+      mask = kpos[None, :] <= qpos[:, None]                     # [T, L]
+    elif t == 1:
+      # Ring buffer: position p lives in slot p % window. After writing position idx, slot s holds
+      # the latest position <= idx congruent to s, which is always inside the window.
+      slot = idx % slots
+      ck = lax.dynamic_update_slice(ck, k, (0, slot, 0, 0))
+      cv = lax.dynamic_update_slice(cv, v, (0, slot, 0, 0))
+      keys, values = ck, cv
+      kpos = idx - jnp.mod(idx - jnp.arange(slots), slots)
+      mask = (kpos >= 0)[None, :]                               # [1, window]
+    else:
+      # Prefill of several tokens into a ring: attend over old ring + new block, then keep the last
+      # `window` new positions. Only used to score prompts; single steps take the branch above.
+      old = idx - 1 - jnp.mod(idx - 1 - jnp.arange(slots), slots)
+      keys = jnp.concatenate([ck, k], axis=1)
+      values = jnp.concatenate([cv, v], axis=1)
+      kpos = jnp.concatenate([jnp.where(old >= 0, old, -slots - 1), qpos])
+      mask = (kpos[None, :] <= qpos[:, None]) & (kpos[None, :] > qpos[:, None] - slots)
+      keep = min(t, slots)
+      new_slots = (idx + t - keep + jnp.arange(keep)) % slots
+      ck = ck.at[:, new_slots].set(k[:, t - keep:])
+      cv = cv.at[:, new_slots].set(v[:, t - keep:])
+    o = attend(q, keys, values, mask)
+    return self._output(o), {'key': ck, 'value': cv, 'index': idx + t}
+
+  def decode_cross(self, x: Array, cache: dict[str, Array]) -> Array:
+    """Attention from x [B·W, T, D] to the cached encoder memory of B sentences.
+
+    With a beam, the W hypotheses of a sentence share its memory: queries are viewed as [B, W, ...]
+    and broadcast against the one copy of K/V instead of tiling it W times.
+    """
+    k, v, m = cache['key'], cache['value'], cache['mask']         # [B, S, K, H], [B, S, K, V], [B, S]
+    q = self._queries(x)                                           # [B·W, T, K, G, H]
+    b = k.shape[0]
+    q = q.reshape(b, q.shape[0] // b, *q.shape[1:])                # [B, W, T, K, G, H]
+    o = attend(q, k, v, m[:, None, None, None, None, :])
+    return self._output(o)

@@ -1,0 +1,415 @@
+"""Experiment configuration: the paper's table rows as data, sizes, and the equal-parameter rule.
+
+Every experiment is an ``ml_collections.ConfigDict`` with five groups:
+
+  model   architecture (attention variant = num_heads / num_kv_heads / qk_dim / v_dim / window)
+  data    where text comes from, vocabulary, packing, batch
+  train   optimizer recipe, schedule, logging, checkpoints
+  mesh    device mesh shape and the logical -> mesh axis rules
+  decode  greedy / beam search settings
+
+The files under ``configs/`` are one per table row and only call :func:`row_config`; everything a row
+shares lives here, so a reader sees the whole recipe in one place. Every row widens ``d_ff`` until its
+parameter count equals its table's baseline (the paper's rule); :func:`equal_param_d_ff` derives it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import ml_collections
+
+# --------------------------------------------------------------------------------------------------
+# Rows of the paper's Tables 1 and 3 (plus grouped-query rows), as data.
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One attention variant. ``head_dim_ratio`` scales the size's baseline head dim (128 at paper size)."""
+  name: str
+  label: str              # as the paper's table writes it
+  num_heads: int          # h
+  num_kv_heads: int       # g (1 = multi-query, h = multi-head)
+  head_dim_ratio: float   # d_k = d_v = ratio * size.head_dim
+  local: bool = False     # decoder self-attention sees a window of `size.window` positions
+
+
+WMT_ROWS = (
+    Row('mha', 'multi-head', 8, 8, 1.0),
+    Row('mqa', 'multi-query', 8, 1, 1.0),
+    Row('mha_local', 'multi-head local', 8, 8, 1.0, local=True),
+    Row('mqa_local', 'multi-query local', 8, 1, 1.0, local=True),
+    Row('h1_dk128', 'multi-head', 1, 1, 1.0),
+    Row('h2_dk64', 'multi-head', 2, 2, 0.5),
+    Row('h4_dk32', 'multi-head', 4, 4, 0.25),
+    Row('h8_dk16', 'multi-head', 8, 8, 0.125),
+    Row('gqa2', 'grouped-query g=2', 8, 2, 1.0),
+    Row('gqa4', 'grouped-query g=4', 8, 4, 1.0),
+)
+LM_ROWS = (
+    Row('mha', 'multi-head', 8, 8, 1.0),
+    Row('mqa', 'multi-query', 8, 1, 1.0),
+    Row('h1_dk128', 'multi-head', 1, 1, 1.0),
+    Row('h2_dk64', 'multi-head', 2, 2, 0.5),
+    Row('h4_dk32', 'multi-head', 4, 4, 0.25),
+    Row('h8_dk16', 'multi-head', 8, 8, 0.125),
+    Row('gqa2', 'grouped-query g=2', 8, 2, 1.0),
+    Row('gqa4', 'grouped-query g=4', 8, 4, 1.0),
+)
+ROWS = {'translate': {r.name: r for r in WMT_ROWS}, 'lm': {r.name: r for r in LM_ROWS}}
+# The rows that appear in the paper (the GQA rows are our addition from Ainslie et al. 2023).
+PAPER_ROWS = {'translate': [r.name for r in WMT_ROWS[:8]], 'lm': [r.name for r in LM_ROWS[:6]]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+  """Dimensions of one scale. ``d_ff`` is the BASELINE (multi-head, h=8) width; rows widen it."""
+  d_model: int
+  head_dim: int            # baseline d_k = d_v
+  d_ff_translate: int
+  d_ff_lm: int
+  encoder_layers: int
+  decoder_layers: int
+  vocab_translate: int     # sentencepiece vocabulary; the model pads it to a multiple of 128
+  vocab_lm: int
+  max_length: int          # packed row length and learned-position table size
+  batch_size: int          # packed rows per step (global)
+  window: int              # local-attention window
+  num_train_steps: int
+  warmup_steps: int
+  decay_steps_translate: int
+  decay_steps_lm: int
+  eval_every: int
+  checkpoint_every: int
+
+
+SIZES = {
+    # The paper's configurations (PAPER.md). Vocab sizes fit its parameter counts: tensor2tensor's
+    # wmt32k (33,708 entries) and lm1b32k (32,711) vocabularies; the paper does not state them.
+    'paper': Size(d_model=1024, head_dim=128, d_ff_translate=4096, d_ff_lm=8192, encoder_layers=6,
+                  decoder_layers=6, vocab_translate=33708, vocab_lm=32711, max_length=256,
+                  batch_size=128, window=32, num_train_steps=100_000, warmup_steps=10_000,
+                  decay_steps_translate=20_000, decay_steps_lm=13_600, eval_every=5000,
+                  checkpoint_every=5000),
+    # Scaled down so a row trains in about 8 minutes on one H100 (the `gpu` preset).
+    'gpu': Size(d_model=512, head_dim=64, d_ff_translate=2048, d_ff_lm=4096, encoder_layers=6,
+                decoder_layers=6, vocab_translate=16000, vocab_lm=16000, max_length=256,
+                batch_size=128, window=32, num_train_steps=6000, warmup_steps=1000,
+                decay_steps_translate=1200, decay_steps_lm=1200, eval_every=1000,
+                checkpoint_every=2000),
+    # CPU twins for tests and the `smoke` preset: same row structure at toy dimensions.
+    'tiny': Size(d_model=64, head_dim=8, d_ff_translate=256, d_ff_lm=512, encoder_layers=2,
+                 decoder_layers=2, vocab_translate=1000, vocab_lm=1000, max_length=64,
+                 batch_size=16, window=8, num_train_steps=200, warmup_steps=50,
+                 decay_steps_translate=50, decay_steps_lm=50, eval_every=100, checkpoint_every=100),
+}
+
+# Logical axis -> mesh axis. Batch is split over data and fsdp; weights are fully sharded over fsdp
+# along `embed` and tensor-parallel over `model` along heads / mlp / vocab. `kv_heads` maps to `model`
+# only when the kv heads divide it; otherwise the sharding module replicates them (see sharding.py).
+DEFAULT_RULES = (
+    ('batch', ('data', 'fsdp')),
+    ('length', None),
+    ('embed', 'fsdp'),
+    ('heads', 'model'),
+    ('kv_heads', 'model'),
+    ('qk_dim', None),
+    ('v_dim', None),
+    ('mlp', 'model'),
+    ('vocab', 'model'),
+    ('positions', None),
+    ('norm', None),
+    ('cache_length', None),
+)
+
+
+def pad_vocab(n: int, multiple: int = 128) -> int:
+  """Vocabulary padded so the embedding and softmax shard and tile evenly (the paper's configs do this)."""
+  return -(-n // multiple) * multiple
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameter counting and the equal-parameter rule.
+
+
+def param_count(m: ml_collections.ConfigDict, task: str) -> int:
+  """Exact parameter count of the model `m` describes (tests check it against the Flax model).
+
+  No biases anywhere (as in the paper's mesh-tensorflow configs); scale-only RMS norms.
+  """
+  d = m.d_model
+  q = d * m.num_heads * m.qk_dim
+  k = d * m.num_kv_heads * m.qk_dim
+  v = d * m.num_kv_heads * m.v_dim
+  o = m.num_heads * m.v_dim * d
+  attn = q + k + v + o
+  ffn = 2 * d * m.d_ff
+  if task == 'translate':
+    enc = m.encoder_layers * (attn + ffn + 2 * d) + d            # 2 norms per layer + final norm
+    dec = m.decoder_layers * (2 * attn + ffn + 3 * d) + d
+    emb = m.vocab_size * d * (1 if m.share_embeddings else 2)    # shared by encoder, decoder, softmax
+    pos = 2 * m.max_length * d                                   # learned, encoder and decoder
+    return enc + dec + emb + pos
+  dec = m.decoder_layers * (attn + ffn + 2 * d) + d
+  emb = m.vocab_size * d * (1 if m.share_embeddings else 2)
+  return dec + emb + m.max_length * d
+
+
+def _ffn_layers(m: ml_collections.ConfigDict, task: str) -> int:
+  return m.encoder_layers + m.decoder_layers if task == 'translate' else m.decoder_layers
+
+
+def equal_param_d_ff(m: ml_collections.ConfigDict, task: str, target: int) -> int:
+  """The d_ff at which the model's parameter count equals `target` (the table's baseline count).
+
+  Parameters are linear in d_ff (each FFN holds 2·d_model·d_ff weights), so solve directly. The paper's
+  rows land exactly on integers (5440, 6784, 9088, 9984); anything else rounds to the nearest unit.
+  """
+  probe = ml_collections.ConfigDict(m.to_dict())
+  probe.d_ff = 0
+  per_unit = 2 * m.d_model * _ffn_layers(m, task)
+  return int(round((target - param_count(probe, task)) / per_unit))
+
+
+# --------------------------------------------------------------------------------------------------
+# Building configs.
+
+
+def _model_config(task: str, size: Size, row: Row) -> ml_collections.ConfigDict:
+  m = ml_collections.ConfigDict()
+  m.vocab_size = pad_vocab(size.vocab_translate if task == 'translate' else size.vocab_lm)
+  m.d_model = size.d_model                          # d
+  m.num_heads = row.num_heads                       # h: query heads
+  m.num_kv_heads = row.num_kv_heads                 # g: key/value heads (1 = multi-query)
+  m.qk_dim = int(size.head_dim * row.head_dim_ratio)  # d_k
+  m.v_dim = int(size.head_dim * row.head_dim_ratio)   # d_v
+  m.window = size.window if row.local else None     # decoder self-attention window; None = global
+  m.encoder_layers = size.encoder_layers if task == 'translate' else 0
+  m.decoder_layers = size.decoder_layers
+  m.max_length = size.max_length                    # learned position table
+  m.share_embeddings = task == 'translate'          # WMT: one table for encoder, decoder, softmax
+  m.dropout_rate = 0.2 if task == 'translate' else 0.0            # residual / embedding dropout
+  m.attention_dropout_rate = 0.1 if task == 'translate' else 0.0  # on attention probabilities
+  m.relu_dropout_rate = 0.1 if task == 'translate' else 0.0       # after the FFN's ReLU
+  m.norm_eps = 1e-6
+  m.dtype = 'bfloat16'                              # activations; 'float32' for exact tests
+  m.param_dtype = 'float32'
+  m.attention_impl = 'xla'                          # 'xla' einsum path (the reference)
+  # Baseline d_ff first, then widen this row to the baseline's parameter count.
+  m.d_ff = size.d_ff_translate if task == 'translate' else size.d_ff_lm
+  baseline = _model_config_baseline(task, size)
+  m.d_ff = equal_param_d_ff(m, task, param_count(baseline, task))
+  return m
+
+
+def _model_config_baseline(task: str, size: Size) -> ml_collections.ConfigDict:
+  b = ml_collections.ConfigDict()
+  b.vocab_size = pad_vocab(size.vocab_translate if task == 'translate' else size.vocab_lm)
+  b.d_model, b.d_ff = size.d_model, (size.d_ff_translate if task == 'translate' else size.d_ff_lm)
+  b.num_heads = b.num_kv_heads = 8
+  b.qk_dim = b.v_dim = size.head_dim
+  b.encoder_layers = size.encoder_layers if task == 'translate' else 0
+  b.decoder_layers = size.decoder_layers
+  b.max_length = size.max_length
+  b.share_embeddings = task == 'translate'
+  return b
+
+
+def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.ConfigDict:
+  """The full config of one table row at one size ('paper', 'gpu' or 'tiny')."""
+  if task not in ROWS:
+    raise ValueError(f"task must be one of {sorted(ROWS)}, got {task!r}")
+  if row_name not in ROWS[task]:
+    raise ValueError(f"row must be one of {sorted(ROWS[task])} for task {task!r}, got {row_name!r}")
+  if size not in SIZES:
+    raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r} (configs take it as "
+                     f"'configs/<file>.py:<size>')")
+  s, row = SIZES[size], ROWS[task][row_name]
+  c = ml_collections.ConfigDict()
+  c.name = f"{'wmt' if task == 'translate' else 'lm'}_{row_name}" + ('' if size == 'paper' else f'_{size}')
+  c.task = task
+  c.row = row_name
+  c.label = row.label
+  c.size = size
+  c.model = _model_config(task, s, row)
+
+  d = c.data = ml_collections.ConfigDict()
+  d.source = 'offline'        # 'offline' (built from package registries) | 'text' | 'tfds'
+  d.data_dir = ''             # offline corpus dir; '' = $MQA_REPRO_CACHE or ~/.cache/mqa_repro/...
+  d.train_files = ''          # text source: comma-separated PREFIX (PREFIX.en/.de) or .tsv / .txt
+  d.dev_files = ''
+  d.test_files = ''
+  d.tfds_name = 'wmt14_translate/de-en' if task == 'translate' else 'lm1b'
+  d.tfds_data_dir = ''
+  d.vocab_size = s.vocab_translate if task == 'translate' else s.vocab_lm
+  d.vocab_path = ''           # '' = train a SentencePiece model into the workdir
+  d.spm_max_sentences = 1_000_000
+  d.max_length = s.max_length  # packed row length (input and target side each)
+  d.pack = True
+  d.batch_size = s.batch_size  # packed rows per step, global across hosts
+  d.eval_batch_size = s.batch_size
+  d.seed = 0
+  d.max_train_examples = 0     # 0 = all
+  d.max_eval_examples = 0
+  d.dev_split = 'dev'
+  d.test_split = 'test'
+
+  t = c.train = ml_collections.ConfigDict()
+  t.num_train_steps = s.num_train_steps
+  t.optimizer = 'adafactor'    # the paper's: beta1 0, decay exponent 0.8, clipping 1.0, factored
+  t.learning_rate = 0.01       # lr = learning_rate * rsqrt(max(step, warmup_steps)) ...
+  t.warmup_steps = s.warmup_steps
+  t.decay_steps = s.decay_steps_translate if task == 'translate' else s.decay_steps_lm  # ... linearly to 0
+  t.adafactor_decay_rate = 0.8
+  t.adafactor_clipping = 1.0
+  t.adafactor_factored = True
+  t.adafactor_param_scale = True
+  t.grad_clip_norm = 0.0       # 0 = none (the paper uses none)
+  t.label_smoothing = 0.1 if task == 'translate' else 0.0
+  t.z_loss = 1e-4
+  t.seed = 0
+  t.log_every = 50
+  t.eval_every = s.eval_every
+  t.eval_steps = 0             # 0 = the whole dev set
+  t.checkpoint_every = s.checkpoint_every
+  t.keep_checkpoints = 3
+  t.async_checkpoint = True
+  t.tensorboard = True
+  t.progress = True
+
+  msh = c.mesh = ml_collections.ConfigDict()
+  msh.data = -1                # -1 = all devices not used by the other axes
+  msh.fsdp = 1
+  msh.model = 1
+  msh.rules = DEFAULT_RULES
+
+  dec = c.decode = ml_collections.ConfigDict()
+  dec.beam_size = 4
+  dec.alpha = 0.6              # GNMT length penalty ((5 + len) / 6) ** alpha
+  dec.max_len_a = 1.5          # max decode length = a * source length + b
+  dec.max_len_b = 10
+  dec.batch_size = 64
+  return c
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation: fail on the config field, before anything compiles.
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  m = c.model
+  for field in ('vocab_size', 'd_model', 'd_ff', 'num_heads', 'num_kv_heads', 'qk_dim', 'v_dim',
+                'decoder_layers', 'max_length'):
+    value = m[field]
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.model.{field} must be a positive integer, got {value!r}")
+  if not isinstance(m.encoder_layers, int) or m.encoder_layers < (1 if c.task == 'translate' else 0):
+    raise ValueError(f"config.model.encoder_layers must be >= 1 for translation (0 for lm), "
+                     f"got {m.encoder_layers!r}")
+  if m.num_heads % m.num_kv_heads:
+    raise ValueError(f"config.model.num_heads ({m.num_heads}) must be divisible by "
+                     f"config.model.num_kv_heads ({m.num_kv_heads}): each kv head serves a whole "
+                     f"group of query heads")
+  if m.window is not None and (not isinstance(m.window, int) or m.window < 1):
+    raise ValueError(f"config.model.window must be None (global attention) or an integer >= 1, "
+                     f"got {m.window!r}")
+  for field in ('dropout_rate', 'attention_dropout_rate', 'relu_dropout_rate'):
+    if not 0.0 <= m[field] < 1.0:
+      raise ValueError(f"config.model.{field} must be in [0, 1), got {m[field]!r}")
+  if m.dtype not in ('float32', 'bfloat16', 'float16'):
+    raise ValueError(f"config.model.dtype must be float32, bfloat16 or float16, got {m.dtype!r}")
+  if c.data.max_length > m.max_length:
+    raise ValueError(f"config.data.max_length ({c.data.max_length}) exceeds the position table "
+                     f"config.model.max_length ({m.max_length})")
+  if c.data.batch_size < 1:
+    raise ValueError(f"config.data.batch_size must be >= 1, got {c.data.batch_size!r}")
+  if c.decode.beam_size < 1:
+    raise ValueError(f"config.decode.beam_size must be >= 1, got {c.decode.beam_size!r}")
+  return c
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading config files and `--config.key=value` overrides.
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """Load ``path/to/file.py[:arg]`` (calls its ``get_config(arg)``) and apply ``key=value`` overrides."""
+  path, _, arg = spec.partition(':')
+  file = Path(path)
+  if not file.is_file():
+    here = Path(__file__).resolve().parent.parent / 'configs' / file.name
+    hint = f" (did you mean {here}?)" if here.is_file() else ''
+    raise FileNotFoundError(f"config file not found: {path}{hint}")
+  module_spec = importlib.util.spec_from_file_location(f'_mqa_config_{file.stem}', file)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise ValueError(f"config file {path} defines no get_config()")
+  c = module.get_config(arg) if arg else module.get_config()
+  apply_overrides(c, overrides)
+  return validate(c)
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+  if current is None:  # an optional field (e.g. model.window): take a literal, else the string
+    import ast
+    try:
+      return None if text.lower() == 'none' else ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      return text
+  if isinstance(current, bool):
+    if text.lower() in ('true', '1', 'yes'):
+      return True
+    if text.lower() in ('false', '0', 'no'):
+      return False
+    raise ValueError(f"--config.{key} expects true/false, got {text!r}")
+  if isinstance(current, int):
+    try:
+      return int(text)
+    except ValueError:
+      raise ValueError(f"--config.{key} expects an integer, got {text!r}") from None
+  if isinstance(current, float):
+    try:
+      return float(text)
+    except ValueError:
+      raise ValueError(f"--config.{key} expects a number, got {text!r}") from None
+  if isinstance(current, (tuple, list)):
+    import ast
+    try:
+      return type(current)(ast.literal_eval(text))
+    except (ValueError, SyntaxError):
+      raise ValueError(f"--config.{key} expects a Python literal list/tuple, got {text!r}") from None
+  return text
+
+
+def apply_overrides(c: ml_collections.ConfigDict, overrides: Sequence[str]) -> None:
+  """``model.window=32`` style overrides; unknown keys fail with the closest known ones listed."""
+  for item in overrides:
+    key, sep, text = item.partition('=')
+    key = key.removeprefix('--config.').removeprefix('config.')
+    if not sep:
+      raise ValueError(f"override {item!r} must look like --config.<key>=<value>")
+    node, parts = c, key.split('.')
+    for i, part in enumerate(parts):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        where = '.'.join(parts[:i]) or '<root>'
+        known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        raise ValueError(f"unknown config key --config.{key}: {where} has no field {part!r}; "
+                         f"known fields: {', '.join(known)}")
+      if i < len(parts) - 1:
+        node = node[part]
+    node[parts[-1]] = _parse_value(text, node[parts[-1]], key)
+
+
+def configs_dir() -> Path:
+  """The repository's configs/ folder (also honours $MQA_REPRO_CONFIGS)."""
+  env = os.environ.get('MQA_REPRO_CONFIGS')
+  return Path(env) if env else Path(__file__).resolve().parent.parent / 'configs'
+
+
+def config_file(task: str, row_name: str) -> Path:
+  return configs_dir() / f"{'wmt' if task == 'translate' else 'lm'}_{row_name}.py"
