@@ -277,6 +277,12 @@ def test_eval_texts_and_word_count(corpus, vocab, tmp_path):
   ex, keep = data._eval('dev')
   assert 0 < len(keep) < len(en)                          # some are too long for eval_batches ...
   assert data.word_count('dev') == sum(len(de[i].split()) + 1 for i in keep)  # ... and not counted
+  per_batch = data.eval_batch_word_counts('dev', batch_size=2)
+  assert len(per_batch) == len(list(data.eval_batches('dev', batch_size=2)))
+  assert sum(per_batch) == data.word_count('dev')
+  for b, words in zip(data.eval_batches('dev', batch_size=2), per_batch):
+    refs = [data.tokenizer.decode(t) for _, _, t in segments(b, 'targets')]
+    assert words == sum(len(r.split()) + 1 for r in refs)
   lm = load(corpus, vocab, tmp_path / 'lm', task='lm', max_length=512)
   sents, same = lm.eval_texts('test')
   assert sents == same == en
@@ -353,13 +359,16 @@ def fake_offline_corpus(monkeypatch, corpus):
             'lm': {s: out / f'{s}.txt' for s in ('train', 'dev', 'test')}}
 
   def build_offline_corpus(out_dir, *, seed=0, force=False, log=print):
-    calls.append(out_dir)
     out = Path(out_dir)
+    if (out / 'MANIFEST.json').is_file() and not force:
+      return {'out_dir': str(out)}   # up to date: the real builder returns without rebuilding
+    calls.append(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for s, src in (('train', 'train'), ('dev', 'dev'), ('test', 'dev')):
       for lang in ('en', 'de'):
         (out / f'{s}.{lang}').write_text((corpus / f'{src}.{lang}').read_text())
       (out / f'{s}.txt').write_text((corpus / f'{src}.en').read_text())
+    (out / 'MANIFEST.json').write_text('{}')
     return {'out_dir': str(out)}
 
   module = types.ModuleType('mqa_repro.data.offline_corpus')
@@ -397,6 +406,10 @@ def test_cli_bench_and_offline_corpus(fake_offline_corpus, corpus, vocab, tmp_pa
   assert 0 < result['fill'] <= 1 and result['cpu_count'] == os.cpu_count()
   assert cli.main(['offline-corpus', '--out', str(tmp_path / 'oc')]) == 0
   assert fake_offline_corpus == [str(tmp_path / 'oc')]
+  # Errors come out as one line saying what is wrong, with a non-zero exit status.
+  assert cli.main(['bench', '--task', 'lm', '--source', 'text', '--train-files', str(tmp_path / 'nope.txt'),
+                   '--workdir', str(tmp_path / 'wd2')]) == 1
+  assert 'file not found' in capsys.readouterr().err
 
 
 # ---- the real newstest / lm1b files --------------------------------------------------------------

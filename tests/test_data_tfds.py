@@ -4,6 +4,7 @@ These run (not skip) wherever the ``tfds`` extra is installed, CI included; with
 """
 
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -12,6 +13,12 @@ tfds = pytest.importorskip('tensorflow_datasets', reason="the tfds extra is not 
                            "(pip install 'mqa_repro[tfds]')")
 
 from mqa_repro.data import pipeline, tfds_source  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _private_tempdir(tmp_path, monkeypatch):
+  """tfds leaves an empty temp dir per builder (a failed metadata fetch from GCS): keep them in tmp_path."""
+  monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
 
 
 def tfds_config(task: str):

@@ -173,7 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
   args = build_parser().parse_args(argv)
   args.argv = list(argv)
-  return args.fn(args)
+  try:
+    return args.fn(args)
+  except (ValueError, FileNotFoundError, RuntimeError, ImportError) as e:
+    # Bad data, missing files, failed downloads: the message says what to fix; no traceback.
+    print(f'error: {e}', file=sys.stderr)
+    return 1
 
 
 if __name__ == '__main__':

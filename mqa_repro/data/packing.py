@@ -111,7 +111,7 @@ class RowStream:
 
   lengths: per side, the lengths of the N examples in the stream (example i = i-th kept example).
   ``pack=False`` puts one example per row (rows per epoch = N).
-  Packing an epoch is an O(N) Python loop (~0.3 s per million examples); the two most recent epochs
+  Packing an epoch is an O(N) Python loop (~0.1 s per million examples on one core); the two most recent epochs
   are memoised, and the row count of every epoch seen is kept so resuming at a late step only re-packs
   the epochs before it once.
   """

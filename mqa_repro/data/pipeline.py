@@ -30,6 +30,8 @@ sentence so BLEU is computed on the whole test set.
 Word counts (per-word perplexity, the paper's Table 3): for each kept eval example, the number of
 whitespace-separated tokens of its raw target sentence plus one end-of-sentence.
 
+``max_train_examples`` (the first N training examples) also bounds the text the vocabulary is trained on.
+
 Caching: the vocabulary is trained once into ``workdir/vocab.model`` (kept with the run) unless
 ``data.vocab_path`` names one; tokenized splits are cached under ``workdir/data_cache/`` keyed by the
 vocabulary's and the data's sha256, so a restart loads them with mmap instead of re-tokenizing.
@@ -173,17 +175,10 @@ def _offline_source(task: str, cfg: ml_collections.ConfigDict, log: Log) -> _Fil
   # The builder lives in its own module (and may download packages); import it only when used.
   corpus = importlib.import_module('mqa_repro.data.offline_corpus')
   out_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_offline_dir()
-
-  def paths() -> dict:
-    return corpus.offline_corpus_paths(out_dir)[task]
-
-  def present(p) -> bool:
-    return all(Path(x).is_file() for x in (p if isinstance(p, (tuple, list)) else [p]))
-
-  if not all(present(p) for p in paths().values()):
-    log(f"data: building the offline corpus in {out_dir} (once; later runs reuse it)")
-    corpus.build_offline_corpus(out_dir, log=log)
-  specs = {split: [p] for split, p in paths().items()}
+  # Always ask the builder: it returns at once when its manifest is up to date, and it alone knows
+  # whether files left by an interrupted or older build are complete.
+  corpus.build_offline_corpus(out_dir, log=log)
+  specs = {split: [p] for split, p in corpus.offline_corpus_paths(out_dir)[task].items()}
   specs['validation'] = specs.get('dev', [])
   return _FileSource(task, specs, log, f"offline corpus in {out_dir}")
 
@@ -290,23 +285,34 @@ class TaskData:
     return packing.RowStream([s.lengths[keep] for s in ex.sides.values()], self.config.max_length,
                              self.config.seed, self.config.pack)
 
-  def eval_batches(self, split: str, batch_size: int | None = None) -> Iterator[dict[str, np.ndarray]]:
-    """Finite: every example that fits max_length exactly once, in file order; the last batch is
-    padded with all-zero rows (segmentation 0, so it carries no weight)."""
+  def _eval_rows_layout(self, split: str, batch_size: int | None):
     ex, keep = self._eval(self.split_name(split))
-    max_length = self.config.max_length
     if self.config.pack:
-      row_starts = packing.greedy_row_starts([s.lengths[keep] for s in ex.sides.values()], max_length)
+      row_starts = packing.greedy_row_starts([s.lengths[keep] for s in ex.sides.values()],
+                                             self.config.max_length)
     else:
       row_starts = np.arange(len(keep) + 1, dtype=np.int64)
+    return ex, keep, row_starts, batch_size or self.config.eval_batch_size
+
+  def eval_batches(self, split: str, batch_size: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Finite: every example that fits max_length exactly once, in file order; the last batch is
+    padded with all-zero rows (segmentation 0, so it carries no weight). ``batch_size`` is global."""
+    ex, keep, row_starts, global_rows = self._eval_rows_layout(split, batch_size)
     num_rows = len(row_starts) - 1
-    global_rows = batch_size or self.config.eval_batch_size
     rows = self._host_rows(global_rows)
     for first in range(0, num_rows, global_rows):
       lo = min(first + self.host_index * rows, num_rows)
       hi = min(lo + rows, num_rows)
       idx, row_of = packing.rows_of(row_starts, lo, hi)
-      yield packing.pack_batch(ex.sides, keep[idx], row_of, rows, max_length)
+      yield packing.pack_batch(ex.sides, keep[idx], row_of, rows, self.config.max_length)
+
+  def eval_batch_word_counts(self, split: str, batch_size: int | None = None) -> list[int]:
+    """Words in each GLOBAL batch of ``eval_batches`` (all hosts together), for per-word perplexity
+    over a prefix of the batches (e.g. ``eval_steps``); they sum to ``word_count(split)``."""
+    ex, keep, row_starts, global_rows = self._eval_rows_layout(split, batch_size)
+    words = np.asarray(ex.words)[keep]
+    bounds = row_starts[::global_rows].tolist() + [len(keep)]
+    return [int(words[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
   def eval_texts(self, split: str) -> tuple[list[str], list[str]]:
     """translate: (English sources, German references); lm: (sentences, sentences). ALL sentences of
