@@ -280,6 +280,8 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   t.async_checkpoint = True
   t.tensorboard = True
   t.progress = True
+  t.peak_tflops = 0.0          # per-device peak for the MFU estimate; 0 = look up the device kind
+  t.inject_nan_at_step = -1    # fault injection for tests of the NaN guard; -1 = off
 
   msh = c.mesh = ml_collections.ConfigDict()
   msh.data = -1                # -1 = all devices not used by the other axes

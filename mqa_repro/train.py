@@ -1,0 +1,441 @@
+"""Sharded training: the paper's optimizer recipe, evaluation, orbax checkpoints with exact resume.
+
+    mqa-repro train --config configs/wmt_mqa.py[:tiny|gpu] --workdir DIR [--config.key=value ...]
+
+One code path for 1 CPU, 8 fake CPU devices, GPUs and multi-host TPU pods: parameters and optimizer
+state are created directly sharded (``jax.eval_shape`` + ``jax.jit(out_shardings=...)``), the step is
+jitted with in/out shardings and donates the old state, and each host feeds its rows of the batch.
+
+Exact resume: the data order is a function of (seed, step) (data/packing.py), dropout keys are
+``fold_in(seed, step)``, and the checkpoint stores step + parameters + optimizer state, so a run killed
+and resumed ends bit-identical to one that never stopped (tests/test_train.py kills one with SIGKILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from mqa_repro import checkpoint as ckpt
+from mqa_repro import config as cfg
+from mqa_repro import metrics as metrics_lib
+from mqa_repro import model as mdl
+from mqa_repro import sharding
+
+Log = Callable[[str], None]
+
+# Dense bf16 peak FLOP/s per device, for the MFU estimate (vendor datasheets). CPU has none.
+PEAK_FLOPS = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12, 'TPU v3': 61.5e12, 'TPU v4': 137.5e12,
+              'TPU v5 lite': 197e12, 'TPU v5p': 229.5e12, 'TPU v6 lite': 918e12}
+
+
+class NonFiniteLoss(RuntimeError):
+  pass
+
+
+_tree_norm = getattr(getattr(optax, 'tree', None), 'norm', None) or optax.global_norm
+
+
+# --------------------------------------------------------------------------------------------------
+# The recipe: learning-rate schedule, Adafactor, loss.
+
+
+def learning_rate_schedule(t: ml_collections.ConfigDict) -> optax.Schedule:
+  """learning_rate · rsqrt(max(step, warmup) / warmup), then linear decay to 0 over the last
+  ``decay_steps`` steps. With learning_rate 0.01 and warmup 10k this is tensor2tensor's
+  ``rsqrt_decay*linear_decay`` = rsqrt(max(step, 10k)) · decay: 0.01 at its peak (PAPER.md)."""
+  base, warmup, total, decay = t.learning_rate, max(t.warmup_steps, 1), t.num_train_steps, t.decay_steps
+
+  def schedule(step):
+    step = jnp.asarray(step, jnp.float32)
+    rsqrt = base * jax.lax.rsqrt(jnp.maximum(step, warmup) / warmup)
+    if decay <= 0:
+      return rsqrt
+    return rsqrt * jnp.clip((total - step) / decay, 0.0, 1.0)
+  return schedule
+
+
+def make_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  if t.optimizer == 'adafactor':
+    # The paper's: no momentum (beta1 = 0), second-moment decay exponent 0.8, update clipping 1.0,
+    # factored second moments, step size relative to each parameter's scale.
+    tx = optax.adafactor(learning_rate=learning_rate_schedule(t), decay_rate=t.adafactor_decay_rate,
+                         clipping_threshold=t.adafactor_clipping or None, momentum=None,
+                         multiply_by_parameter_scale=t.adafactor_param_scale,
+                         factored=t.adafactor_factored)
+  elif t.optimizer == 'adamw':
+    tx = optax.adamw(learning_rate_schedule(t), b1=0.9, b2=0.98, weight_decay=0.0)
+  else:
+    raise ValueError(f"config.train.optimizer must be 'adafactor' or 'adamw', got {t.optimizer!r}")
+  if t.grad_clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(t.grad_clip_norm), tx)
+  return tx
+
+
+# --------------------------------------------------------------------------------------------------
+# Steps (pure functions; jitted with shardings by Trainer).
+
+
+def make_train_step(model: mdl.Transformer, tx: optax.GradientTransformation,
+                    t: ml_collections.ConfigDict) -> Callable:
+  def train_step(state: dict, batch: dict, base_rng: jax.Array) -> tuple[dict, dict]:
+    rng = jax.random.fold_in(base_rng, state['step'])   # dropout keys depend only on (seed, step)
+
+    def loss_fn(params):
+      logits = model.apply({'params': params}, batch, deterministic=False, rngs={'dropout': rng})
+      weights = metrics_lib.weights_of(batch['targets'])
+      loss, sums = metrics_lib.training_loss(logits, batch['targets'], weights,
+                                             label_smoothing=t.label_smoothing, z_loss=t.z_loss)
+      return loss, sums
+
+    (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
+    if t.get('inject_nan_at_step', -1) >= 0:  # fault injection for the tests of the NaN guard
+      loss = jnp.where(state['step'] == t.inject_nan_at_step, jnp.nan, loss)
+    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    new_state = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state}
+    out = {'loss': loss, 'nll': sums['nll_sum'] / jnp.maximum(sums['weight_sum'], 1.0),
+           'tokens': sums['weight_sum'], 'grad_norm': _tree_norm(grads)}
+    return new_state, out
+  return train_step
+
+
+def make_eval_step(model: mdl.Transformer) -> Callable:
+  def eval_step(params: Any, batch: dict) -> dict:
+    logits = model.apply({'params': params}, batch, deterministic=True)
+    weights = metrics_lib.weights_of(batch['targets'])
+    nll = metrics_lib.token_nll(logits, batch['targets'])
+    return {'nll_sum': jnp.sum(nll * weights), 'tokens': jnp.sum(weights)}
+  return eval_step
+
+
+# --------------------------------------------------------------------------------------------------
+# What a user watches: progress line, metrics.jsonl, TensorBoard.
+
+
+class Reporter:
+  def __init__(self, workdir: Path, total: int, use_tb: bool, progress: bool, log: Log):
+    self.workdir, self.total, self.log, self.progress = workdir, total, log, progress
+    self.is_main = jax.process_index() == 0
+    self.metrics_file = open(workdir / 'metrics.jsonl', 'a') if self.is_main else None
+    self.tb = None
+    if use_tb and self.is_main:
+      try:
+        from tensorboardX import SummaryWriter
+        self.tb = SummaryWriter(str(workdir / 'tb'))
+      except ImportError:
+        log('train: tensorboardX not installed (pip install "mqa_repro[viz]"); no TensorBoard scalars')
+    self.start = time.time()
+    self.first_step: int | None = None
+
+  def write(self, step: int, values: dict[str, float]) -> None:
+    if not self.is_main:
+      return
+    record = {'step': step, **{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                               for k, v in values.items()}}
+    self.metrics_file.write(json.dumps(record) + '\n')
+    self.metrics_file.flush()
+    if self.tb is not None:
+      for k, v in values.items():
+        if isinstance(v, (int, float)) and math.isfinite(v):
+          self.tb.add_scalar(k, v, step)
+      self.tb.flush()
+
+  def progress_line(self, step: int, loss: float, extra: str = '') -> None:
+    if not (self.is_main and self.progress):
+      return
+    if self.first_step is None:
+      self.first_step, self.start = step, time.time()
+      return
+    done = (step - self.first_step) / max(time.time() - self.start, 1e-9)
+    eta = (self.total - step) / done if done > 0 else float('inf')
+    width = 24
+    filled = int(width * step / max(self.total, 1))
+    bar = '#' * filled + '.' * (width - filled)
+    eta_text = time.strftime('%H:%M:%S', time.gmtime(eta)) if math.isfinite(eta) else '?'
+    line = f'[{bar}] step {step}/{self.total} loss {loss:.4f} ETA {eta_text} {extra}'
+    end = '\r' if sys.stdout.isatty() and step < self.total else '\n'
+    print(line, end=end, flush=True)
+
+  def close(self):
+    if self.metrics_file:
+      self.metrics_file.close()
+    if self.tb is not None:
+      self.tb.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The trainer.
+
+
+def _peak_flops(t: ml_collections.ConfigDict) -> float | None:
+  if t.get('peak_tflops', 0):
+    return t.peak_tflops * 1e12
+  kind = jax.devices()[0].device_kind
+  for name, flops in PEAK_FLOPS.items():
+    if name.lower() in kind.lower():
+      return flops
+  return None
+
+
+def _cost_flops(compiled) -> float | None:
+  try:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost['flops']) if cost and 'flops' in cost else None
+  except Exception:  # not every backend reports costs
+    return None
+
+
+class Trainer:
+  """Builds mesh, shardings, state and compiled steps for one config; `train_and_evaluate` runs it."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+               log: Log = print, devices: Sequence[Any] | None = None, with_data: bool = True):
+    self.config, self.log = cfg.validate(config), log
+    self.workdir = Path(workdir)
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    self.mesh = sharding.make_mesh(config.mesh, devices)
+    self.rules = sharding.resolve_rules(config, self.mesh, log)
+    self.model = mdl.make_model(config)
+    self.tx = make_optimizer(config.train)
+    self.data = None
+    if with_data:
+      from mqa_repro.data.pipeline import load_task_data
+      self.data = load_task_data(config.task, config.data, self.workdir, log=log,
+                                 host_index=jax.process_index(), host_count=jax.process_count())
+      if self.data.tokenizer.vocab_size > config.model.vocab_size:
+        raise ValueError(f'vocabulary has {self.data.tokenizer.vocab_size} pieces but '
+                         f'config.model.vocab_size is {config.model.vocab_size}')
+
+    # Abstract state -> shardings, without allocating anything.
+    batch = mdl.dummy_batch(config.task, config.data.batch_size, config.data.max_length)
+    def init(rng):
+      variables = self.model.init(rng, batch)
+      return variables['params']
+    boxed = jax.eval_shape(init, jax.random.PRNGKey(0))
+    with sharding.mesh_context(self.mesh, self.rules):
+      self.param_shardings = sharding.logical_shardings(boxed, self.mesh, self.rules)
+    self.abstract_params = nn.meta.unbox(boxed)
+    abstract_opt = jax.eval_shape(self.tx.init, self.abstract_params)
+    self.opt_shardings = sharding.state_shardings(abstract_opt, self.abstract_params,
+                                                  self.param_shardings, self.mesh)
+    replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+    self.state_shardings = {'step': replicated, 'params': self.param_shardings,
+                            'opt_state': self.opt_shardings}
+    self.abstract_state = {'step': jax.ShapeDtypeStruct((), jnp.int32), 'params': self.abstract_params,
+                           'opt_state': abstract_opt}
+    self.batch_sharding = sharding.batch_sharding(self.mesh, self.rules)
+    self.batch_keys = tuple(batch)
+    batch_shardings = {k: self.batch_sharding for k in self.batch_keys}
+
+    def init_state(rng):
+      params = nn.meta.unbox(init(rng))
+      return {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': self.tx.init(params)}
+    self._init_state = jax.jit(init_state, out_shardings=self.state_shardings)
+    self._train_step = jax.jit(make_train_step(self.model, self.tx, config.train),
+                               in_shardings=(self.state_shardings, batch_shardings, replicated),
+                               out_shardings=(self.state_shardings, replicated), donate_argnums=0)
+    self._eval_step = jax.jit(make_eval_step(self.model),
+                              in_shardings=(self.param_shardings, batch_shardings),
+                              out_shardings=replicated)
+    self.base_rng = jax.random.PRNGKey(config.train.seed)
+
+  # ---- building blocks ---------------------------------------------------------------------------
+
+  def _ctx(self):
+    """Mesh + logical rules active while tracing, so activation constraints resolve."""
+    return sharding.mesh_context(self.mesh, self.rules)
+
+  def abstract_batch(self) -> dict[str, jax.ShapeDtypeStruct]:
+    shape = (self.config.data.batch_size, self.config.data.max_length)
+    return {k: jax.ShapeDtypeStruct(shape, jnp.int32, sharding=self.batch_sharding)
+            for k in self.batch_keys}
+
+  def lower_train_step(self):
+    """Lower the step ahead of time from abstract shapes (no data, no parameters allocated)."""
+    abstract_state = jax.tree_util.tree_map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        self.abstract_state, self.state_shardings)
+    with self._ctx():
+      return self._train_step.lower(abstract_state, self.abstract_batch(), self.base_rng)
+
+  def init_state(self) -> dict:
+    with self._ctx():
+      return self._init_state(jax.random.PRNGKey(self.config.train.seed))
+
+  def to_global(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    return sharding.global_batch({k: batch[k] for k in self.batch_keys}, self.batch_sharding)
+
+  def evaluate(self, params: Any, split: str = 'dev') -> dict[str, float]:
+    total_nll, tokens = 0.0, 0.0
+    limit = self.config.train.eval_steps
+    with self._ctx():
+      for i, batch in enumerate(self.data.eval_batches(split, self.config.data.batch_size)):
+        if limit and i >= limit:
+          break
+        out = self._eval_step(params, self.to_global(batch))
+        total_nll += float(out['nll_sum'])
+        tokens += float(out['tokens'])
+    result = {'eval_ln_ppl': metrics_lib.log_ppl(total_nll, tokens), 'eval_tokens': tokens}
+    if self.config.task == 'lm' and not limit:
+      words = self.data.word_count(split)
+      result['eval_word_ppl'] = metrics_lib.word_perplexity(total_nll, words)
+      result['eval_words'] = words
+    return result
+
+  def write_run_files(self, state: dict) -> None:
+    if jax.process_index() != 0:
+      return
+    (self.workdir / 'config.json').write_text(ckpt.config_to_json(self.config))
+    info = {'name': self.config.name, 'task': self.config.task,
+            'params': mdl.count_params(self.abstract_params),
+            'mesh': dict(self.mesh.shape), 'devices': [d.device_kind for d in jax.devices()][:1] +
+            [f'x{jax.device_count()}'], 'rules': [list(r) for r in self.rules],
+            'param_shapes': mdl.param_shapes(self.abstract_params),
+            'param_shardings': sharding.describe(self.param_shardings)}
+    (self.workdir / 'model_info.json').write_text(json.dumps(info, indent=1))
+
+  # ---- the loop ----------------------------------------------------------------------------------
+
+  def train_and_evaluate(self) -> dict[str, Any]:
+    c, t, log = self.config, self.config.train, self.log
+    checkpointer = ckpt.Checkpointer(self.workdir, keep=t.keep_checkpoints,
+                                     async_save=t.async_checkpoint)
+    saved_config = self.workdir / 'config.json'
+    if saved_config.is_file():
+      old = ckpt.config_from_json(saved_config.read_text())
+      if old.model.to_dict() != ckpt.config_from_json(ckpt.config_to_json(c)).model.to_dict():
+        raise ValueError(f'{saved_config} holds a different model config than the one given; use a new '
+                         f'--workdir or the same config to resume')
+    state = None
+    if checkpointer.steps():
+      abstract = lambda tree, shard: jax.tree_util.tree_map(
+          lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shard)
+      restored = checkpointer.restore_latest(abstract(self.abstract_params, self.param_shardings),
+                                             abstract(self.abstract_state['opt_state'],
+                                                      self.opt_shardings), log)
+      if restored is not None:
+        params, opt_state, meta = restored
+        step = int(meta['step'])
+        state = {'step': jax.device_put(jnp.asarray(step, jnp.int32), self.state_shardings['step']),
+                 'params': params, 'opt_state': opt_state}
+        log(f'train: resumed {self.workdir} at step {step} (data position {meta["data_step"]})')
+    if state is None:
+      state = self.init_state()
+    self.write_run_files(state)
+    start = int(state['step'])
+    reporter = Reporter(self.workdir, t.num_train_steps, t.tensorboard, t.progress, log)
+    peak = _peak_flops(t)
+    with self._ctx():
+      compiled = self._train_step.lower(state, self.to_global(next(self.data.train_batches(start))),
+                                        self.base_rng).compile()
+    step_flops = _cost_flops(compiled)
+    log(f'train: {c.name}: {mdl.count_params(self.abstract_params):,} parameters, mesh '
+        f'{dict(self.mesh.shape)}, {jax.device_count()} x {jax.devices()[0].device_kind}, '
+        f'steps {start}..{t.num_train_steps}')
+
+    batches = self.data.train_batches(start)
+    last_good = start
+    window_start, window_tokens, window_steps = time.time(), 0.0, 0
+    summary: dict[str, Any] = {}
+    try:
+      for step in range(start, t.num_train_steps):
+        batch = self.to_global(next(batches))
+        with self._ctx():
+          state, out = compiled(state, batch, self.base_rng)
+        done = step + 1
+        need_log = done % t.log_every == 0 or done == t.num_train_steps or done == start + 1
+        need_eval = t.eval_every and (done % t.eval_every == 0 or done == t.num_train_steps)
+        need_ckpt = done % t.checkpoint_every == 0 or done == t.num_train_steps
+        window_steps += 1
+        if need_log or need_eval or need_ckpt:
+          loss = float(out['loss'])           # one host sync per logged step, not per step
+          if not math.isfinite(loss):
+            raise NonFiniteLoss(f'train: loss is {loss} at step {done}; stopping. The last good '
+                                f'checkpoint (step {last_good}) is kept in {checkpointer.directory}. '
+                                f'Lower config.train.learning_rate or check the data.')
+          window_tokens += float(out['tokens']) * window_steps  # tokens are ~constant per packed batch
+          elapsed = time.time() - window_start
+          step_time = elapsed / window_steps
+          tokens_per_s = window_tokens / max(elapsed, 1e-9)
+          record = {'train_loss': loss, 'train_nll': float(out['nll']),
+                    'grad_norm': float(out['grad_norm']),
+                    'learning_rate': float(learning_rate_schedule(t)(step)),
+                    'step_time_s': step_time, 'tokens_per_s': tokens_per_s}
+          if step_flops and peak:
+            record['mfu'] = step_flops / step_time / (peak * jax.device_count())
+          if need_eval:
+            record.update(self.evaluate(state['params']))
+          reporter.write(done, record)
+          reporter.progress_line(done, loss, ' '.join(f'{k} {v:.3f}' for k, v in record.items()
+                                                       if k.startswith('eval_') and 'tokens' not in k
+                                                       and 'words' not in k))
+          summary = {'step': done, **record}
+          window_start, window_tokens, window_steps = time.time(), 0.0, 0
+        if need_ckpt:
+          checkpointer.save(done, state['params'], state['opt_state'],
+                            {'step': done, 'data_step': done, 'seed': t.seed, 'name': c.name})
+          last_good = done
+    finally:
+      checkpointer.close()
+      reporter.close()
+    return summary
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+                       log: Log = print) -> dict[str, Any]:
+  """Train `config` in `workdir` (resuming from its latest checkpoint) and return the last metrics."""
+  return Trainer(config, workdir, log=log).train_and_evaluate()
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+
+
+def parse_args(argv: Sequence[str], prog: str, description: str) -> tuple[argparse.Namespace, list[str]]:
+  parser = argparse.ArgumentParser(prog=prog, description=description)
+  parser.add_argument('--config', required=True,
+                      help='config file, optionally with a size: configs/wmt_mqa.py:tiny')
+  parser.add_argument('--workdir', required=True, help='run directory (checkpoints, metrics, vocab)')
+  args, rest = parser.parse_known_args(argv)
+  bad = [a for a in rest if not a.startswith('--config.')]
+  if bad:
+    parser.error(f'unrecognized arguments: {" ".join(bad)} (config overrides look like '
+                 f'--config.train.num_train_steps=1000)')
+  return args, rest
+
+
+def main(argv: Sequence[str]) -> int:
+  args, overrides = parse_args(argv, 'mqa-repro train', 'Train one config; resumes if the workdir '
+                               'holds checkpoints. Overrides: --config.<key>=<value>.')
+  sharding.maybe_initialize_distributed()
+  try:
+    trainer = Trainer(cfg.load_config(args.config, overrides), args.workdir)
+  except (ValueError, FileNotFoundError) as e:
+    print(f'mqa-repro train: {e}', file=sys.stderr)
+    return 2
+  try:
+    summary = trainer.train_and_evaluate()
+  except NonFiniteLoss as e:
+    print(str(e), file=sys.stderr)
+    return 3
+  print(json.dumps(summary))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))
