@@ -1,0 +1,483 @@
+"""Speed benchmark: the paper's Table 2 on the device at hand, every number beside a measured roofline.
+
+    mqa-repro bench [--size paper|tiny] [--variants mha,mqa,mha_local,mqa_local] [--no-sweeps]
+                    [--out results/gpu/bench.json]
+
+What is timed (PAPER.md, Table 2), at the paper's dimensions with random bf16 weights:
+  training   one step of B x (S + T) tokens (128 x (256 + 256) = 32,768 + 32,768), µs per target token;
+  encoder    encoder + the once-per-sentence cross-attention K/V, µs per source token (B·S);
+  decoder    T incremental steps at B = 1024 sequences, S = T = 128, µs per step per SENTENCE (the paper's
+             "each decoder step divided by 1024"); for beam-4 the same per sentence (each step advances
+             W = 4 hypotheses of it) and per hypothesis.
+Shapes are fixed as in the paper: the self-attention cache holds T slots (the window for local attention),
+EOS is masked so every sequence runs all T steps, and every step costs the same.
+
+Method (maxtext's microbenchmark): ahead-of-time compile, warm-up, ``block_until_ready``, the median of
+repeats. The device's copy bandwidth and bf16 matmul rate are measured in the same run, and each decoder
+number is set against max(bytes / bandwidth, FLOPs / peak) for the bytes a step must read: the decoder's
+weights, the LIVE self-attention K/V (positions written so far, averaged over the T steps) and the whole
+encoder memory's K/V. The paper's memory/arithmetic ratios (section 3) are evaluated for the same setting.
+
+Sweeps (decoder µs/token vs target length, batch and kv heads g) time a step whose cache holds exactly
+`length` live positions, so each point is that length's steady-state cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mqa_repro import config as cfg
+from mqa_repro import decode as decode_lib
+from mqa_repro import model as mdl
+from mqa_repro.data.tokenizer import EOS_ID
+
+VARIANTS = {'mha': 'multi-head', 'mqa': 'multi-query', 'mha_local': 'multi-head local',
+            'mqa_local': 'multi-query local'}
+# The paper's setting (Table 2) and a CPU-sized twin for the smoke test.
+SETTINGS = {'paper': dict(batch=1024, source_len=128, target_len=128, beam=4, beam_batch=256,
+                          train_batch=128, train_len=256),
+            'tiny': dict(batch=8, source_len=16, target_len=16, beam=4, beam_batch=2,
+                         train_batch=4, train_len=32)}
+SWEEPS = {'paper': dict(length=[128, 512, 1024, 2048, 4096], length_batch=128,
+                        batch=[1, 8, 64, 256, 1024], kv_heads=[1, 2, 4, 8]),
+          'tiny': dict(length=[8, 16, 32], length_batch=4, batch=[1, 4, 8], kv_heads=[1, 2, 8])}
+
+
+# --------------------------------------------------------------------------------------------------
+# Timing and the device's own limits.
+
+
+def median_time(fn: Callable, *args, repeats: int = 5, warmup: int = 2) -> float:
+  """Median wall time of an ahead-of-time compiled call, after warm-up, synchronised on the result."""
+  compiled = jax.jit(fn).lower(*args).compile()
+  for _ in range(warmup):
+    jax.block_until_ready(compiled(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def measure_hardware(size: str) -> dict[str, Any]:
+  """Copy bandwidth (bytes read + written per second) and the bf16 matmul rate, on this device."""
+  n = (1 << 30) if size == 'paper' else (1 << 22)       # 2 GiB of bf16 on a GPU, 8 MiB on a CPU
+  x = jnp.ones((n,), jnp.bfloat16)
+  copy_s = median_time(lambda a: a + jnp.bfloat16(1), x, repeats=10)
+  del x
+  m = 8192 if size == 'paper' else 512
+  a = jnp.ones((m, m), jnp.bfloat16)
+  mm_s = median_time(lambda p, q: p @ q, a, a, repeats=10)
+  dev = jax.devices()[0]
+  return {'device': dev.device_kind, 'platform': dev.platform, 'device_count': jax.device_count(),
+          'copy_GBps': 2 * n * 2 / copy_s / 1e9, 'matmul_TFLOPs': 2 * m ** 3 / mm_s / 1e12,
+          'copy_bytes': 2 * n * 2, 'matmul_size': m}
+
+
+# --------------------------------------------------------------------------------------------------
+# Bytes and FLOPs (the roofline), from the model's dimensions.
+
+
+def decoder_step_cost(spec: mdl.ModelSpec, hyps: int, sentences: int, source_len: int,
+                      live: float, param_bytes: int = 2, cache_bytes: int = 2) -> dict[str, float]:
+  """Bytes a decoder step must read and the FLOPs it does, for `hyps` hypotheses of `sentences`
+  sentences with `live` self-attention positions each (cross-attention reads all `source_len`)."""
+  d, n, k, h, v, f = spec.d_model, spec.num_heads, spec.num_kv_heads, spec.qk_dim, spec.v_dim, spec.d_ff
+  layers, vocab = spec.decoder_layers, spec.vocab_size
+  self_w = d * n * h + d * k * h + d * k * v + n * v * d          # q, k, v, o (k, v of the new token)
+  cross_w = (d * n * h + n * v * d) if spec.encoder_layers else 0  # q, o (memory K/V precomputed)
+  mlp_w = 2 * d * f
+  matmul_w = layers * (self_w + cross_w + mlp_w) + d * vocab       # + the output softmax
+  weight_bytes = matmul_w * param_bytes
+  self_kv = hyps * live * k * (h + v) * cache_bytes * layers
+  cross_kv = (sentences * source_len * k * (h + v) * cache_bytes * layers) if spec.encoder_layers else 0
+  flops = 2 * hyps * matmul_w
+  flops += 2 * hyps * n * live * (h + v) * layers
+  if spec.encoder_layers:
+    flops += 2 * hyps * n * source_len * (h + v) * layers
+  return {'bytes': weight_bytes + self_kv + cross_kv, 'weight_bytes': weight_bytes,
+          'self_kv_bytes': self_kv, 'cross_kv_bytes': cross_kv, 'flops': flops}
+
+
+def train_flops(spec: mdl.ModelSpec, batch: int, src: int, tgt: int) -> float:
+  """Model FLOPs of one training step (3x the forward matmuls and attention), for MFU."""
+  d, n, k, h, v, f = spec.d_model, spec.num_heads, spec.num_kv_heads, spec.qk_dim, spec.v_dim, spec.d_ff
+  attn_w = d * n * h + d * k * h + d * k * v + n * v * d
+  fwd = 0.0
+  if spec.encoder_layers:
+    fwd += spec.encoder_layers * (2 * batch * src * (attn_w + 2 * d * f)
+                                  + 2 * batch * n * src * src * (h + v))
+    cross = 2 * batch * tgt * (d * n * h + n * v * d) + 2 * batch * src * (d * k * (h + v))
+    cross += 2 * batch * n * tgt * src * (h + v)
+  else:
+    cross = 0.0
+  fwd += spec.decoder_layers * (2 * batch * tgt * (attn_w + 2 * d * f)
+                                + 2 * batch * n * tgt * tgt * (h + v) + cross)
+  fwd += 2 * batch * tgt * d * spec.vocab_size
+  return 3 * fwd
+
+
+def paper_ratio(spec: mdl.ModelSpec, batch: int, n: int) -> dict[str, float]:
+  """Section 3's memory/arithmetic ratios for incremental decoding, with m = n (constants dropped)."""
+  d, h, k = spec.d_model, spec.num_heads, spec.qk_dim
+  return {'multi_head': n / d + 1 / batch, 'multi_query': 1 / d + n / (d * h) + 1 / batch}
+
+
+def roofline(cost: dict[str, float], hw: dict[str, Any]) -> dict[str, float]:
+  t_mem = cost['bytes'] / (hw['copy_GBps'] * 1e9)
+  t_math = cost['flops'] / (hw['matmul_TFLOPs'] * 1e12)
+  return {'seconds': max(t_mem, t_math), 'bound': 'memory' if t_mem >= t_math else 'compute',
+          'memory_seconds': t_mem, 'compute_seconds': t_math}
+
+
+# --------------------------------------------------------------------------------------------------
+# The model pieces under test.
+
+
+def bench_spec(variant: str, size: str, **overrides) -> mdl.ModelSpec:
+  c = cfg.row_config('translate', variant, size)
+  # inference in bf16 weights and activations; no dropout
+  return mdl.ModelSpec.from_config(c.model, dtype='bfloat16', param_dtype='bfloat16', dropout_rate=0.0,
+                                   attention_dropout_rate=0.0, relu_dropout_rate=0.0, **overrides)
+
+
+def _init(model: mdl.Transformer, src: int, tgt: int) -> Any:
+  batch = {'inputs': jnp.ones((1, src), jnp.int32), 'targets': jnp.ones((1, tgt), jnp.int32)}
+  return jax.jit(lambda r: mdl.nn.meta.unbox(model.init(r, batch)['params']))(jax.random.PRNGKey(0))
+
+
+def _no_eos_step(model: mdl.Transformer) -> Callable:
+  """The model's step with EOS masked, so every sequence decodes the full fixed length."""
+  step = decode_lib.model_step(model)
+
+  def masked(params, cache, tokens):
+    logits, cache = step(params, cache, tokens)
+    return logits.at[..., EOS_ID].set(-1e9), cache
+  return masked
+
+
+def encode_memory(model, params, inputs) -> Any:
+  """Encoder + cross-attention K/V: everything done once per source sentence."""
+  encoded = model.apply({'params': params}, inputs, method=mdl.Transformer.encode)
+  return model.apply({'params': params}, inputs.shape[0], 1, encoded, inputs != 0,
+                     method=mdl.Transformer.init_cache)['memory']
+
+
+def _empty_cache(model, params, memory, inputs, hyps: int, slots: int, index: int = 0) -> dict:
+  """A decode cache of `slots` self-attention slots around a precomputed memory, built in-graph
+  (zero-filling is part of decoding), with `index` positions marked as already written."""
+  shapes = jax.eval_shape(lambda p, x: model.apply(
+      {'params': p}, hyps, slots, model.apply({'params': p}, x, method=mdl.Transformer.encode),
+      x != 0, method=mdl.Transformer.init_cache)['state'], params, inputs)
+  state = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+  for layer in state:
+    layer['index'] = jnp.asarray(index, jnp.int32)
+  return {'state': state, 'memory': memory, 'position': jnp.asarray(index, jnp.int32)}
+
+
+def time_encoder(model, params, inputs) -> float:
+  return median_time(lambda p, x: encode_memory(model, p, x), params, inputs)
+
+
+def time_greedy(model, params, memory, inputs, target_len: int) -> float:
+  step, b = _no_eos_step(model), inputs.shape[0]
+
+  def run(p, mem):
+    cache = _empty_cache(model, p, mem, inputs, b, target_len)
+    return decode_lib.greedy_search(step, p, cache, b, target_len)
+  return median_time(run, params, memory, repeats=3)
+
+
+def time_beam(model, params, memory, inputs, target_len: int, beam: int) -> float:
+  step, b = _no_eos_step(model), inputs.shape[0]
+
+  def run(p, mem):
+    cache = _empty_cache(model, p, mem, inputs, b * beam, target_len)
+    return decode_lib.beam_search(step, p, cache, b, beam, target_len)[0]
+  return median_time(run, params, memory, repeats=3)
+
+
+def time_steps(model, params, batch: int, source_len: int, live: int, steps: int = 8) -> float:
+  """Seconds per decoder step with `live` positions already in a cache of `live + steps` slots."""
+  inputs = jnp.full((batch, source_len), 5, jnp.int32)
+  memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, inputs)
+
+  def run(p, mem):
+    cache = _empty_cache(model, p, mem, inputs, batch, live + steps, index=live)
+
+    def body(_, carry):
+      tokens, cache = carry
+      logits, cache = model.apply({'params': p}, tokens, cache, method=mdl.Transformer.step)
+      return jnp.argmax(logits, -1).astype(jnp.int32), cache
+    return jax.lax.fori_loop(0, steps, body, (jnp.ones((batch, 1), jnp.int32), cache))[0]
+  return median_time(run, params, memory, repeats=3) / steps
+
+
+def time_train(variant: str, size: str, batch: int, length: int, log) -> dict[str, float]:
+  """One training step at batch x (length + length) tokens, halving the batch until it fits."""
+  from mqa_repro.train import Trainer
+  while batch >= 1:
+    c = cfg.row_config('translate', variant, size)
+    c.data.batch_size, c.data.max_length = batch, length
+    c.model.max_length = max(c.model.max_length, length)
+    try:
+      tr = Trainer(c, '/tmp/mqa_repro_bench', with_data=False, log=lambda s: None)
+      state = tr.init_state()
+      tokens = jnp.full((batch, length), 7, jnp.int32)
+      ones = jnp.ones((batch, length), jnp.int32)
+      pos = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
+      data = tr.to_global({'inputs': np.asarray(tokens), 'inputs_segmentation': np.asarray(ones),
+                           'inputs_position': np.asarray(pos), 'targets': np.asarray(tokens),
+                           'targets_segmentation': np.asarray(ones),
+                           'targets_position': np.asarray(pos)})
+      with tr._ctx():
+        compiled = tr._train_step.lower(state, data, tr.base_rng).compile()
+        for _ in range(2):
+          state, out = compiled(state, data, tr.base_rng)
+        jax.block_until_ready(state)
+        times = []
+        for _ in range(5):
+          start = time.perf_counter()
+          state, out = compiled(state, data, tr.base_rng)
+          jax.block_until_ready(state)
+          times.append(time.perf_counter() - start)
+      spec = mdl.ModelSpec.from_config(c.model)
+      step_s = statistics.median(times)
+      return {'train_batch': batch, 'train_len': length, 'train_step_s': step_s,
+              'train_us_per_token': step_s / (batch * length) * 1e6,
+              'train_model_flops': train_flops(spec, batch, length, length)}
+    except Exception as e:  # resource exhaustion: try a smaller batch and scale per token
+      if 'RESOURCE_EXHAUSTED' not in str(e) and 'out of memory' not in str(e).lower():
+        raise
+      log(f'bench: training batch {batch} does not fit ({type(e).__name__}); halving')
+      batch //= 2
+  raise RuntimeError('no training batch fits on this device')
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmark.
+
+
+def provenance(argv: Sequence[str] | None = None) -> dict[str, Any]:
+  import flax
+  import optax
+  try:
+    commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip() or None
+    dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                                capture_output=True, text=True, cwd=Path(__file__).resolve().parent,
+                                timeout=10).stdout.strip())
+  except (OSError, subprocess.SubprocessError):
+    commit, dirty = os.environ.get('MQA_REPRO_COMMIT'), None
+  commit = commit or os.environ.get('MQA_REPRO_COMMIT')
+  dev = jax.devices()[0]
+  return {'device': dev.device_kind, 'device_count': jax.device_count(), 'platform': dev.platform,
+          'jax': jax.__version__, 'flax': flax.__version__, 'optax': optax.__version__,
+          'python': platform.python_version(), 'git_commit': commit, 'git_dirty': dirty,
+          'command': 'mqa-repro bench ' + ' '.join(argv or []),
+          'date_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+
+
+def bench_variant(variant: str, size: str, hw: dict[str, Any], log) -> dict[str, Any]:
+  s = SETTINGS[size]
+  spec = bench_spec(variant, size)
+  model = mdl.Transformer(spec)
+  params = _init(model, s['source_len'], s['target_len'])
+  b, src_len, tgt = s['batch'], s['source_len'], s['target_len']
+  inputs = jnp.full((b, src_len), 5, jnp.int32)
+  row: dict[str, Any] = {'variant': variant, 'label': VARIANTS[variant], 'h': spec.num_heads,
+                         'g': spec.num_kv_heads, 'window': spec.window}
+
+  enc_s = time_encoder(model, params, inputs)
+  memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, inputs)
+  greedy_s = time_greedy(model, params, memory, inputs, tgt)
+  del memory
+  row['greedy_encoder_us_per_token'] = enc_s / (b * src_len) * 1e6
+  row['greedy_decoder_us_per_token'] = greedy_s / (tgt * b) * 1e6
+  row['greedy_decoder_ms_per_step'] = greedy_s / tgt * 1e3
+
+  # roofline over the T steps: step t attends to min(t + 1, window) live positions
+  lives = [min(t + 1, spec.window or t + 1) for t in range(tgt)]
+  cost = decoder_step_cost(spec, b, b, src_len, statistics.mean(lives))
+  roof = roofline(cost, hw)
+  measured_step = greedy_s / tgt
+  row.update({'greedy_step_bytes': cost['bytes'], 'greedy_step_flops': cost['flops'],
+              'greedy_roofline_us_per_token': roof['seconds'] / b * 1e6, 'greedy_bound': roof['bound'],
+              'greedy_roofline_fraction': roof['seconds'] / measured_step,
+              'greedy_achieved_GBps': cost['bytes'] / measured_step / 1e9,
+              'greedy_achieved_TFLOPs': cost['flops'] / measured_step / 1e12})
+
+  bb, w = s['beam_batch'], s['beam']
+  beam_inputs = inputs[:bb]
+  beam_enc_s = time_encoder(model, params, beam_inputs)
+  memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, beam_inputs)
+  beam_step = time_beam(model, params, memory, beam_inputs, tgt, w) / tgt
+  del memory
+  bcost = decoder_step_cost(spec, bb * w, bb, src_len, statistics.mean(lives))
+  broof = roofline(bcost, hw)
+  row.update({'beam_batch': bb, 'beam_size': w,
+              'beam_encoder_us_per_token': beam_enc_s / (bb * src_len) * 1e6,
+              'beam_decoder_us_per_token': beam_step / bb * 1e6,
+              'beam_decoder_us_per_hypothesis': beam_step / (bb * w) * 1e6,
+              'beam_roofline_us_per_token': broof['seconds'] / bb * 1e6,
+              'beam_roofline_fraction': broof['seconds'] / beam_step, 'beam_bound': broof['bound']})
+  row['beam_vs_greedy_per_hypothesis'] = (row['beam_decoder_us_per_hypothesis']
+                                          / row['greedy_decoder_us_per_token'])
+  row.update(time_train(variant, size, s['train_batch'], s['train_len'], log))
+  peak = hw['matmul_TFLOPs'] * 1e12
+  row['train_mfu_vs_measured_peak'] = row['train_model_flops'] / row['train_step_s'] / peak
+  from mqa_repro.train import PEAK_FLOPS
+  datasheet = next((f for name, f in PEAK_FLOPS.items() if name.lower() in hw['device'].lower()), None)
+  row['train_mfu_vs_datasheet'] = (row['train_model_flops'] / row['train_step_s'] / datasheet
+                                   if datasheet else None)
+  row['paper_ratio'] = paper_ratio(spec, b, tgt)
+  log(f"bench: {variant:9s} enc {row['greedy_encoder_us_per_token']:.3f} dec "
+      f"{row['greedy_decoder_us_per_token']:.3f} us/token (roofline "
+      f"{row['greedy_roofline_us_per_token']:.3f}, {100 * row['greedy_roofline_fraction']:.0f}%, "
+      f"{row['greedy_bound']}) | beam-{w} dec {row['beam_decoder_us_per_token']:.3f} us/token "
+      f"({row['beam_vs_greedy_per_hypothesis']:.2f}x greedy per hypothesis) | train "
+      f"{row['train_us_per_token']:.3f} us/token MFU {row['train_mfu_vs_datasheet'] or 0:.2f}")
+  return row
+
+
+def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log) -> dict[str, list]:
+  s, sw = SETTINGS[size], SWEEPS[size]
+  out: dict[str, list] = {'length': [], 'batch': [], 'kv_heads': []}
+
+  def point(kind, variant, x, spec, batch, live):
+    model = mdl.Transformer(spec)
+    params = _init(model, s['source_len'], 8)
+    try:
+      sec = time_steps(model, params, batch, s['source_len'], live)
+    except Exception as e:
+      if 'RESOURCE_EXHAUSTED' not in str(e) and 'out of memory' not in str(e).lower():
+        raise
+      log(f'bench: sweep {kind} {variant} x={x} does not fit; skipped')
+      return
+    cost = decoder_step_cost(spec, batch, batch, s['source_len'], min(live + 1, spec.window or live + 1))
+    roof = roofline(cost, hw)
+    out[kind].append({'variant': variant, 'x': x, 'us_per_token': sec / batch * 1e6,
+                      'roofline_us_per_token': roof['seconds'] / batch * 1e6, 'bound': roof['bound'],
+                      'roofline_fraction': roof['seconds'] / sec})
+    log(f"bench: sweep {kind:8s} {variant:9s} x={x:<5} {sec / batch * 1e6:9.3f} us/token "
+        f"(roofline {roof['seconds'] / batch * 1e6:.3f})")
+
+  for variant in variants:
+    for length in sw['length']:
+      spec = bench_spec(variant, size, max_length=max(length + 16, 256))
+      point('length', variant, length, spec, sw['length_batch'], length)
+  for variant in [v for v in variants if v in ('mha', 'mqa')]:
+    for batch in sw['batch']:
+      point('batch', variant, batch, bench_spec(variant, size), batch, s['target_len'] // 2)
+  for g in sw['kv_heads']:
+    spec = bench_spec('mha', size, num_kv_heads=g)
+    point('kv_heads', f'g{g}', g, spec, s['batch'], s['target_len'] // 2)
+  return out
+
+
+def profile_greedy(variant: str, size: str, out_dir: str | os.PathLike, top: int = 12) -> list[dict]:
+  """Trace one greedy decode with jax.profiler and sum device time per kernel (from the Perfetto
+  JSON it writes), so a missed target can be explained by what the step actually spends time on."""
+  import gzip
+  s = SETTINGS[size]
+  model = mdl.Transformer(bench_spec(variant, size))
+  params = _init(model, s['source_len'], s['target_len'])
+  inputs = jnp.full((s['batch'], s['source_len']), 5, jnp.int32)
+  memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, inputs)
+  step, b, t = _no_eos_step(model), s['batch'], s['target_len']
+  run = jax.jit(lambda p, mem: decode_lib.greedy_search(
+      step, p, _empty_cache(model, p, mem, inputs, b, t), b, t))
+  jax.block_until_ready(run(params, memory))
+  out_dir = Path(out_dir) / variant
+  with jax.profiler.trace(str(out_dir), create_perfetto_trace=True):
+    jax.block_until_ready(run(params, memory))
+  traces = sorted(out_dir.rglob('perfetto_trace.json.gz'))
+  if not traces:
+    return []
+  events = json.load(gzip.open(traces[-1])).get('traceEvents', [])
+  pids = {e['pid']: e.get('args', {}).get('name', '') for e in events if e.get('ph') == 'M'
+          and e.get('name') == 'process_name'}
+  totals: dict[str, float] = {}
+  for e in events:
+    if e.get('ph') == 'X' and ('/device:GPU' in pids.get(e.get('pid'), '') or
+                               'TPU' in pids.get(e.get('pid'), '')):
+      totals[e['name']] = totals.get(e['name'], 0.0) + float(e.get('dur', 0.0))
+  if not totals:  # unknown trace layout: fall back to every timed event
+    for e in events:
+      if e.get('ph') == 'X':
+        totals[e['name']] = totals.get(e['name'], 0.0) + float(e.get('dur', 0.0))
+  total = sum(totals.values()) or 1.0
+  ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+  return [{'kernel': name[:120], 'us_per_step': us / t, 'share': us / total} for name, us in ranked]
+
+
+def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS), sweeps: bool = True,
+                  out: str | os.PathLike | None = None, argv: Sequence[str] | None = None,
+                  log=print, table2: bool = True, profile_dir: str | None = None) -> dict[str, Any]:
+  """Measure Table 2 (and the sweeps) on this device; write JSON to `out` if given."""
+  hw = measure_hardware(size)
+  log(f"bench: {hw['device']}: copy {hw['copy_GBps']:.0f} GB/s, bf16 matmul "
+      f"{hw['matmul_TFLOPs']:.1f} TFLOP/s (measured)")
+  result = {'provenance': provenance(argv), 'setting': {'size': size, **SETTINGS[size]},
+            'hardware': hw}
+  def save():  # after every piece, so a run cut short still leaves what it measured
+    if out:
+      Path(out).parent.mkdir(parents=True, exist_ok=True)
+      Path(out).write_text(json.dumps(result, indent=1))
+
+  if table2:
+    result['table2'] = []
+    for v in variants:
+      result['table2'].append(bench_variant(v, size, hw, log))
+      save()
+  if profile_dir:
+    result['profiles'] = {v: profile_greedy(v, size, profile_dir) for v in variants}
+    for v, rows in result['profiles'].items():
+      log(f'bench: profile {v}: ' + '; '.join(f"{r['kernel'][:40]} {r['us_per_step']:.0f}us "
+                                               f"({100 * r['share']:.0f}%)" for r in rows[:5]))
+    save()
+  if sweeps:
+    result['sweeps'] = sweep(size, hw, variants, log)
+  save()
+  if out:
+    log(f'bench: wrote {out}')
+  return result
+
+
+def main(argv: Sequence[str]) -> int:
+  parser = argparse.ArgumentParser(prog='mqa-repro bench', description=__doc__.split('\n\n')[0])
+  parser.add_argument('--size', default='paper', choices=sorted(SETTINGS))
+  parser.add_argument('--variants', default=','.join(VARIANTS))
+  parser.add_argument('--no-sweeps', action='store_true')
+  parser.add_argument('--sweeps-only', action='store_true', help='skip Table 2, run the sweeps')
+  parser.add_argument('--profile', default=None, help='trace one greedy decode per variant here')
+  parser.add_argument('--out', default=None, help='JSON path (default results/<device>/bench.json)')
+  args = parser.parse_args(argv)
+  variants = [v for v in args.variants.split(',') if v]
+  unknown = [v for v in variants if v not in VARIANTS]
+  if unknown:
+    parser.error(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
+  out = args.out or f"results/{'gpu' if jax.devices()[0].platform == 'gpu' else 'cpu'}/bench.json"
+  run_benchmark(args.size, variants, not args.no_sweeps, out, argv, table2=not args.sweeps_only,
+                profile_dir=args.profile)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))
