@@ -1,0 +1,371 @@
+"""Greedy and beam search against independent references: the full (uncached) forward pass, brute
+force enumeration, and the output-format rules. Tiny float32 models, so the whole file runs in seconds."""
+
+import functools
+import itertools
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mqa_repro import config as cfg
+from mqa_repro import decode
+from mqa_repro import model as mdl
+from mqa_repro.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_sentencepiece
+
+
+def _tiny(task, row, *, vocab=64, max_length=32, window=None, layers=1):
+  c = cfg.row_config(task, row, 'tiny')
+  c.model.update(dtype='float32', vocab_size=vocab, max_length=max_length, window=window,
+                 d_model=32, qk_dim=8, v_dim=8, d_ff=64, decoder_layers=layers,
+                 encoder_layers=layers if task == 'translate' else 0)
+  c.data.max_length = max_length
+  model = mdl.make_model(c, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0)
+  dummy = {'targets': np.ones((1, 4), np.int32)}
+  if task == 'translate':
+    dummy['inputs'] = dummy['targets']
+  params = nn.meta.unbox(model.init(jax.random.PRNGKey(1), dummy)['params'])
+  # At init the residual stream is mostly the token's own embedding, so a random model keeps
+  # repeating its input token. Louder attention makes outputs depend on the history and the source.
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: 3 * x if getattr(path[-1], 'key', None) == 'out' else x, params)
+  return c, model, params
+
+
+def _sources(b, s, vocab, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.integers(4, vocab, (b, s)).astype(np.int32)
+  lengths = rng.integers(2, s + 1, b)
+  lengths[0] = s
+  for r, n in enumerate(lengths):
+    x[r, n - 1] = EOS_ID
+    x[r, n:] = PAD_ID
+  return x
+
+
+def _bigram(vocab, seed=0, eos=0.0):
+  """A fixed bias [V_prev, V] added to the logits by the previous token (both paths add it): it breaks
+  what is left of a random model's repetition loops, and `eos` makes some rows stop early."""
+  table = 1.5 * np.random.default_rng(seed).normal(size=(vocab, vocab)).astype(np.float32)
+  table[:, EOS_ID] += eos
+  return jnp.asarray(table)
+
+
+def _biased(step, table, temperature=1.0):
+  def s(params, cache, tokens):                  # tokens [B, 1]: the previous token
+    logits, cache = step(params, cache, tokens)
+    return (logits + table[tokens]) * temperature, cache
+  return s
+
+
+def _reference_logits(model, params, inputs, targets, table, temperature=1.0):
+  """The full uncached forward pass, with the same bigram bias: [B, T, V]."""
+  batch = {'targets': targets}
+  if inputs is not None:
+    batch['inputs'] = inputs
+  prev = mdl.shift_right(jnp.asarray(targets))
+  return (model.apply({'params': params}, batch) + table[prev]) * temperature
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _cache(model, params, inputs, hyps, length):
+  """Encoder output -> cross K/V once per sentence; self-attention caches for `hyps` hypotheses."""
+  encoded = mask = None
+  if inputs is not None:
+    encoded = model.apply({'params': params}, inputs, method=mdl.Transformer.encode)
+    mask = inputs != PAD_ID
+  return model.apply({'params': params}, hyps, length, encoded, mask, method=mdl.Transformer.init_cache)
+
+
+def _full_forward_greedy(model, params, inputs, b, t, limit, table, prefix):
+  """Reference: at every step run the WHOLE uncached model on the prefix and take the argmax."""
+  logits_at = jax.jit(lambda targets: _reference_logits(model, params, inputs, targets, table))
+  out = np.full((b, t), PAD_ID, np.int32)
+  done = np.zeros(b, bool)
+  for i in range(t):
+    logits = np.array(logits_at(jnp.asarray(out)))[:, i]   # causal: the PAD tail is never seen
+    logits[:, [PAD_ID, BOS_ID]] = -np.inf
+    token = logits.argmax(-1)
+    if i < prefix.shape[1]:
+      token = np.where(prefix[:, i] != PAD_ID, prefix[:, i], token)
+    token = np.where(done, PAD_ID, token)
+    out[:, i] = token
+    done |= (token == EOS_ID) | (i + 1 >= limit)
+    if done.all():
+      break
+  return out
+
+
+VARIANTS = [('translate', 'mha', None), ('translate', 'mqa', None), ('translate', 'gqa2', None),
+            ('translate', 'mqa_local', 3), ('lm', 'mha', None), ('lm', 'mqa', None),
+            ('lm', 'gqa2', None), ('lm', 'mha', 4)]
+
+
+@pytest.mark.parametrize('task,row,window', VARIANTS)
+def test_compiled_greedy_equals_full_forward_argmax_and_beam_1(task, row, window):
+  """Every attention variant (MHA, MQA, GQA g=2, local with window < decoded length), both models;
+  per-row length limits; LM rows start from different forced prompts (``prefix``)."""
+  vocab, b, t = 64, 3, 14
+  _, model, params = _tiny(task, row, vocab=vocab, window=window)
+  inputs = jnp.asarray(_sources(b, 7, vocab)) if task == 'translate' else None
+  prefix = np.zeros((b, 2), np.int32)
+  if task == 'lm':
+    prefix = np.array([[5, 9], [7, 0], [11, 12]], np.int32)
+  limit = np.array([t, 9, 12])
+  table = _bigram(vocab, eos=1.0)
+  step = _biased(decode.model_step(model), table)
+  greedy = jax.jit(functools.partial(decode.greedy_search, step, batch_size=b, max_len=t))
+  got = np.asarray(greedy(params, _cache(model, params, inputs, b, t), per_row_max_len=limit,
+                          prefix=prefix))
+  want = _full_forward_greedy(model, params, inputs, b, t, limit, table, prefix)
+  np.testing.assert_array_equal(got, want)
+  _check_format(got, limit)
+  assert len(np.unique(got)) > 6, got                       # a degenerate model would test little
+  if (task, row) not in (('translate', 'mqa_local'), ('lm', 'gqa2')):
+    return                                   # beam 1 on two variants is enough (compile time)
+  # beam search with one beam is greedy search
+  beam = jax.jit(functools.partial(decode.beam_search, step, batch_size=b, beam_size=1, max_len=t))
+  tokens, _ = beam(params, _cache(model, params, inputs, b, t), per_row_max_len=limit, prefix=prefix)
+  np.testing.assert_array_equal(tokens[:, 0], got)
+
+
+def _check_format(tokens, limit):
+  """EOS-terminated or truncated at the row's limit; nothing but PAD after; no PAD/BOS inside.
+  tokens [B, T] or [B, W, T], limit [B]."""
+  tokens = np.asarray(tokens)
+  if tokens.ndim == 2:
+    tokens = tokens[:, None]
+  for hyps, lim in zip(tokens, limit):
+    for row in hyps:
+      ends = np.flatnonzero(row == EOS_ID)
+      n = ends[0] + 1 if len(ends) else int((row != PAD_ID).sum())
+      assert n <= lim
+      assert (row[n:] == PAD_ID).all()
+      assert not np.isin(row[:n], [PAD_ID, BOS_ID]).any()
+      assert len(ends) or n == lim, 'a hypothesis without EOS must have reached its length limit'
+
+
+def _brute_force(model, params, inputs, vocab, limit, table, temperature):
+  """All sequences (EOS-ended up to the limit, or truncated at it) scored by the full forward pass,
+  per sentence: (sequences best first, their scores)."""
+  words = [v for v in range(vocab) if v not in (PAD_ID, BOS_ID, EOS_ID)]
+  rows, seqs = [], []
+  for r, lim in enumerate(limit):
+    for n in range(lim + 1):
+      for p in itertools.product(words, repeat=n):
+        rows.append(r)
+        seqs.append(list(p) + ([EOS_ID] if n < lim else []))
+  rows = np.array(rows)
+  targets = np.zeros((len(seqs), max(limit)), np.int32)
+  for j, seq in enumerate(seqs):
+    targets[j, :len(seq)] = seq
+  src = None if inputs is None else np.asarray(inputs)[rows]
+  logits = jax.jit(_reference_logits, static_argnums=0)(model, params, src, targets, table, temperature)
+  tok_logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits)), targets[..., None], -1)[..., 0]
+  lengths = np.array([len(seq) for seq in seqs])
+  total = (tok_logp * (np.arange(targets.shape[1]) < lengths[:, None])).sum(1)
+  score = total / ((5 + lengths) / 6) ** 0.6
+  results = []
+  for r in range(len(limit)):
+    idx = np.flatnonzero(rows == r)
+    idx = idx[np.argsort(-score[idx], kind='stable')]
+    results.append(([seqs[j] for j in idx], score[idx]))
+  return results
+
+
+@pytest.mark.parametrize('task,row,window', [('translate', 'mqa', None), ('lm', 'mha', 2)])
+def test_beam_search_equals_brute_force(task, row, window):
+  """Vocabulary 8 (6 emittable tokens: 5 words + EOS), lengths <= 3, per-sentence limits 3 and 2.
+  * 30 beams keep every candidate of every step (at most 5 · 6), so the W best finished hypotheses
+    must be exactly the brute-force top W, scores included;
+  * 4 beams on a peaky model (logits x 3) must find the brute-force best, and every returned score
+    must be its sequence's brute-force score. The first run copies only the written cache slots
+    (reorder='prefix', what the model wrappers use), this one gathers whole leaves ('full');
+  * without the cache reorder the scores come out wrong: the checks above do see the reorder.
+  The LM case uses local attention with window 2 (a ring buffer cache)."""
+  vocab, b, t = 8, 2, 4                       # loop length t > every row's limit
+  _, model, params = _tiny(task, row, vocab=vocab, max_length=8, window=window)
+  inputs = jnp.asarray(_sources(b, 5, vocab, seed=3)) if task == 'translate' else None
+  limit = np.array([3, 2])
+  table = _bigram(vocab, seed=1, eos=1.0)
+  runs = [(1.0, 30, 'prefix'), (3.0, 4, 'full')] + ([(1.0, 30, 'none')] if task == 'lm' else [])
+  for temperature, w, reorder in runs:
+    step = _biased(decode.model_step(model), table, temperature)
+    run = jax.jit(functools.partial(decode.beam_search, step, batch_size=b, beam_size=w, max_len=t,
+                                    reorder=reorder))
+    tokens, scores = run(params, _cache(model, params, inputs, b * w, t), per_row_max_len=limit)
+    tokens, scores = np.asarray(tokens), np.asarray(scores)
+    _check_format(tokens, limit)
+    brute = _brute_force(model, params, inputs, vocab, limit, table, temperature)
+    if reorder == 'none':
+      assert not np.allclose(scores[0], brute[0][1][:w], rtol=1e-5, atol=1e-5)
+      continue
+    for r, (seqs, best) in enumerate(brute):
+      lookup = {tuple(s): sc for s, sc in zip(seqs, best)}
+      got = [tuple(int(x) for x in row if x != PAD_ID) for row in tokens[r]]
+      valid = scores[r] > -np.inf
+      np.testing.assert_allclose(scores[r][valid], [lookup[g] for g, v in zip(got, valid) if v],
+                                 rtol=1e-5, atol=1e-5)
+      assert (np.diff(scores[r][valid]) <= 1e-6).all()                 # best first
+      assert got[0] == tuple(seqs[0]), (temperature, w, r)
+      if w == 30:
+        k = min(w, len(seqs))
+        assert valid[:k].all()
+        np.testing.assert_allclose(scores[r][:k], best[:k], rtol=1e-5, atol=1e-5)
+        assert got[:k] == [tuple(s) for s in seqs[:k]]
+
+
+@pytest.mark.parametrize('written', [0, 1, 3, 4, 5, 11, 12, 30])
+def test_prefix_reorder_equals_full_gather(written):
+  """Copying only the written slots, chunk by chunk in place, equals gathering whole leaves, for a
+  full-length cache (L = 12, chunks of 4), a ring buffer (L = 5: chunks of 1, wrapped when written
+  > 5) and the shared 0-d index."""
+  rng = np.random.default_rng(written)
+  hyps, src = 6, np.array([2, 2, 0, 5, 1, 1])
+
+  def cache(slots):
+    x = rng.normal(size=(hyps, slots, 2, 3)).astype(np.float32)
+    x[:, written:] = 0                           # never written yet
+    return jnp.asarray(x)
+
+  state = [{'key': cache(12), 'value': cache(12), 'index': jnp.int32(written)},
+           {'key': cache(5), 'value': cache(5), 'index': jnp.int32(written)}]
+  full = decode.reorder_state(state, jnp.asarray(src))
+  part = jax.jit(functools.partial(decode.reorder_state, chunk=4))(state, jnp.asarray(src),
+                                                                   jnp.int32(written))
+  for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(part)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_eos_ends_rows_early_and_the_loop_stops():
+  """A scripted step (the decoder is model-agnostic): row r emits token 4 + r for r + 1 steps, then
+  EOS. Rows end at different steps, PAD follows EOS, and the loop leaves when the last row ends."""
+  v, b, t = 10, 3, 10
+  calls = []
+
+  def step(params, cache, tokens):
+    jax.debug.callback(lambda: calls.append(1))
+    i, hyps = cache['position'], tokens.shape[0]
+    r = cache['state']['row'] % b                                   # sentence of each hypothesis
+    logits = jnp.where(jnp.arange(v) == (4 + r)[:, None], 0.0, -5.0)
+    logits = jnp.where((i >= r + 1)[:, None] & (jnp.arange(v) == EOS_ID), 5.0, logits)
+    return logits[:, None], dict(cache, position=i + 1)
+
+  def cache(hyps):
+    return {'state': {'row': jnp.arange(hyps) // (hyps // b)}, 'memory': None,
+            'position': jnp.zeros((), jnp.int32)}
+
+  out = np.asarray(jax.jit(functools.partial(decode.greedy_search, step, batch_size=b,
+                                             max_len=t))(None, cache(b)))
+  jax.effects_barrier()
+  np.testing.assert_array_equal(out[:, :4], [[4, EOS_ID, 0, 0], [5, 5, EOS_ID, 0], [6, 6, 6, EOS_ID]])
+  assert (out[:, 4:] == PAD_ID).all()
+  assert len(calls) == 4, 'the loop should stop once every row has emitted EOS'
+  w = 2
+  tokens, scores = jax.jit(functools.partial(decode.beam_search, step, batch_size=b, beam_size=w,
+                                             max_len=t, alpha=0.0))(None, cache(b * w))
+  tokens = np.asarray(tokens)
+  _check_format(tokens, np.full(b, t))
+  np.testing.assert_array_equal(tokens[:, 0, :4], out[:, :4])
+
+
+def test_translate_batch_caps_length_at_the_position_table(tiny_translator):
+  c, params, tok, _ = tiny_translator
+  model = mdl.make_model(c, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0)
+  inputs = _sources(4, 24, tok.vocab_size, seed=7)  # 1.5 * 24 + 10 = 46 > max_length 24
+  limit = decode.decode_lengths((inputs != PAD_ID).sum(1), 24)
+  assert limit[0] == 24 and (limit <= 24).all()
+  out = decode.translate_batch(model, params, inputs, beam_size=2, vocab_size=tok.vocab_size)
+  assert out.shape == (4, 24)
+  _check_format(out, limit)
+  assert out.max() < tok.vocab_size < 128          # the model's vocabulary padding is never emitted
+
+
+def test_continue_batch_keeps_the_prompt():
+  vocab = 64
+  _, model, params = _tiny('lm', 'mqa', vocab=vocab, max_length=24)
+  prompts = np.array([[5, 6, 7, 8], [9, 10, 0, 0]], np.int32)
+  for beam in (1, 2):
+    out = decode.continue_batch(model, params, prompts, max_new_tokens=5, beam_size=beam)
+    np.testing.assert_array_equal(out[0, :4], [5, 6, 7, 8])
+    np.testing.assert_array_equal(out[1, :2], [9, 10])
+    assert (out[0, 9:] == PAD_ID).all() and (out[1, 7:] == PAD_ID).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# decode_file / the CLI's library function.
+
+
+@pytest.fixture(scope='module')
+def tiny_translator(tmp_path_factory):
+  rng = np.random.default_rng(0)
+  words = [''.join(rng.choice(list('abcdefghijklmnop'), rng.integers(2, 7))) for _ in range(60)]
+  lines = [' '.join(rng.choice(words, rng.integers(3, 12))) for _ in range(300)]
+  tok = train_sentencepiece(lines, 100, tmp_path_factory.mktemp('spm') / 'vocab.model')
+  c, model, params = _tiny('translate', 'mqa', vocab=128, max_length=24)
+  c.decode.batch_size = 3
+  return c, params, tok, words
+
+
+def test_decode_file_keeps_order_with_empty_long_and_ragged_batches(tiny_translator, tmp_path):
+  """8 lines: 2 empty, 1 far over max_length; 6 to decode in batches of 4 (the last one short).
+  Decoding the file reversed must give the reversed output: sorting and bucketing by length never
+  mix up which hypothesis belongs to which line (the model's output depends on its input)."""
+  from mqa_repro import decode_cli
+  c, params, tok, words = tiny_translator
+  rng = np.random.default_rng(1)
+  lines = [' '.join(rng.choice(words, n)) for n in (3, 8, 2, 5, 4)]
+  lines.insert(1, '')
+  lines.insert(4, '   ')
+  lines.insert(6, ' '.join(rng.choice(words, 60)))          # far beyond max_length=24 tokens
+  outputs = {}
+  for beam in (1, 2):
+    for name, text in (('fwd', lines), ('rev', lines[::-1])):
+      src, dst = tmp_path / f'{name}.txt', tmp_path / f'{name}.{beam}.out'
+      src.write_text('\n'.join(text) + '\n')
+      stats = decode_cli.decode_file(c, params, tok, src, dst, beam_size=beam, batch_size=4,
+                                     log=lambda m: None)
+      assert stats['truncated'] == 1 and stats['empty'] == 2 and stats['lines'] == 8
+      assert stats['batches'] == 2
+      out = dst.read_text().split('\n')
+      assert out[-1] == '' and len(out) - 1 == len(lines)   # one line per input, newline-ended
+      outputs[name] = out[:-1]
+    fwd, rev = outputs['fwd'], outputs['rev']
+    assert fwd == rev[::-1], beam
+    assert fwd[1] == '' and fwd[4] == ''
+    decoded = [fwd[i] for i in (0, 2, 3, 5, 6, 7)]
+    assert all(decoded) and len(set(decoded)) >= 4, decoded  # outputs depend on the input
+
+
+def _fake_checkpoint(monkeypatch, loaded):
+  """Stand-in for mqa_repro.checkpoint.load_for_inference (the lead's module) returning `loaded`."""
+  import types
+  import mqa_repro
+  fake = types.ModuleType('mqa_repro.checkpoint')
+  fake.load_for_inference = lambda workdir, step=None, log=print: loaded
+  monkeypatch.setitem(sys.modules, 'mqa_repro.checkpoint', fake)
+  monkeypatch.setattr(mqa_repro, 'checkpoint', fake, raising=False)
+
+
+def test_decode_cli_main_end_to_end(tiny_translator, tmp_path, monkeypatch, capsys):
+  from mqa_repro import decode_cli
+  c, params, tok, words = tiny_translator
+  _fake_checkpoint(monkeypatch, (c, params, tok))
+  src = tmp_path / 'in.en'
+  src.write_text(f'{words[0]} {words[1]}\n\n{words[2]}\n')
+  rc = decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output',
+                        str(tmp_path / 'out.de'), '--beam', '2', '--batch-size', '4'])
+  assert rc == 0
+  out = (tmp_path / 'out.de').read_text().split('\n')
+  assert len(out) == 4 and out[1] == '' and out[3] == ''
+  assert '3 lines (1 empty, 0 truncated)' in capsys.readouterr().err
+
+
+def test_decode_cli_main_reports_missing_run(tmp_path, capsys):
+  pytest.importorskip('mqa_repro.checkpoint')
+  from mqa_repro import decode_cli
+  rc = decode_cli.main(['--workdir', str(tmp_path / 'nope'), '--input', 'x', '--output', 'y'])
+  assert rc == 2 and 'not found' in capsys.readouterr().err
