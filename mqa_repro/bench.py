@@ -209,7 +209,7 @@ def time_beam(model, params, memory, inputs, target_len: int, beam: int) -> floa
 
   def run(p, mem):
     cache = _empty_cache(model, p, mem, inputs, b * beam, target_len)
-    return decode_lib.beam_search(step, p, cache, b, beam, target_len)[0]
+    return decode_lib.beam_search(step, p, cache, b, beam, target_len, reorder='prefix')[0]
   return median_time(run, params, memory, repeats=3)
 
 
@@ -294,7 +294,11 @@ def provenance(argv: Sequence[str] | None = None) -> dict[str, Any]:
           'date_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
 
 
-def bench_variant(variant: str, size: str, hw: dict[str, Any], log) -> dict[str, Any]:
+PARTS = ('greedy', 'beam', 'train')
+
+
+def bench_variant(variant: str, size: str, hw: dict[str, Any], log,
+                  parts: Sequence[str] = PARTS) -> dict[str, Any]:
   s = SETTINGS[size]
   spec = bench_spec(variant, size)
   model = mdl.Transformer(spec)
@@ -304,6 +308,28 @@ def bench_variant(variant: str, size: str, hw: dict[str, Any], log) -> dict[str,
   row: dict[str, Any] = {'variant': variant, 'label': VARIANTS[variant], 'h': spec.num_heads,
                          'g': spec.num_kv_heads, 'window': spec.window}
 
+  if 'greedy' in parts:
+    _bench_greedy(row, model, params, spec, inputs, hw, s)
+  if 'beam' in parts:
+    _bench_beam(row, model, params, spec, inputs, hw, s)
+  if 'train' in parts:
+    row.update(time_train(variant, size, s['train_batch'], s['train_len'], log))
+    peak = hw['matmul_TFLOPs'] * 1e12
+    row['train_mfu_vs_measured_peak'] = row['train_model_flops'] / row['train_step_s'] / peak
+    from mqa_repro.train import PEAK_FLOPS
+    datasheet = next((f for name, f in PEAK_FLOPS.items() if name.lower() in hw['device'].lower()),
+                     None)
+    row['train_mfu_vs_datasheet'] = (row['train_model_flops'] / row['train_step_s'] / datasheet
+                                     if datasheet else None)
+  row['paper_ratio'] = paper_ratio(spec, b, tgt)
+  log(f'bench: {variant}: ' + ', '.join(f'{k} {v:.4g}' for k, v in row.items()
+                                         if k.endswith(('us_per_token', 'fraction', 'per_hypothesis',
+                                                        'mfu_vs_datasheet')) and v is not None))
+  return row
+
+
+def _bench_greedy(row, model, params, spec, inputs, hw, s) -> None:
+  b, src_len, tgt = s['batch'], s['source_len'], s['target_len']
   enc_s = time_encoder(model, params, inputs)
   memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, inputs)
   greedy_s = time_greedy(model, params, memory, inputs, tgt)
@@ -323,6 +349,10 @@ def bench_variant(variant: str, size: str, hw: dict[str, Any], log) -> dict[str,
               'greedy_achieved_GBps': cost['bytes'] / measured_step / 1e9,
               'greedy_achieved_TFLOPs': cost['flops'] / measured_step / 1e12})
 
+
+def _bench_beam(row, model, params, spec, inputs, hw, s) -> None:
+  src_len, tgt = s['source_len'], s['target_len']
+  lives = [min(t + 1, spec.window or t + 1) for t in range(tgt)]
   bb, w = s['beam_batch'], s['beam']
   beam_inputs = inputs[:bb]
   beam_enc_s = time_encoder(model, params, beam_inputs)
@@ -337,23 +367,9 @@ def bench_variant(variant: str, size: str, hw: dict[str, Any], log) -> dict[str,
               'beam_decoder_us_per_hypothesis': beam_step / (bb * w) * 1e6,
               'beam_roofline_us_per_token': broof['seconds'] / bb * 1e6,
               'beam_roofline_fraction': broof['seconds'] / beam_step, 'beam_bound': broof['bound']})
-  row['beam_vs_greedy_per_hypothesis'] = (row['beam_decoder_us_per_hypothesis']
-                                          / row['greedy_decoder_us_per_token'])
-  row.update(time_train(variant, size, s['train_batch'], s['train_len'], log))
-  peak = hw['matmul_TFLOPs'] * 1e12
-  row['train_mfu_vs_measured_peak'] = row['train_model_flops'] / row['train_step_s'] / peak
-  from mqa_repro.train import PEAK_FLOPS
-  datasheet = next((f for name, f in PEAK_FLOPS.items() if name.lower() in hw['device'].lower()), None)
-  row['train_mfu_vs_datasheet'] = (row['train_model_flops'] / row['train_step_s'] / datasheet
-                                   if datasheet else None)
-  row['paper_ratio'] = paper_ratio(spec, b, tgt)
-  log(f"bench: {variant:9s} enc {row['greedy_encoder_us_per_token']:.3f} dec "
-      f"{row['greedy_decoder_us_per_token']:.3f} us/token (roofline "
-      f"{row['greedy_roofline_us_per_token']:.3f}, {100 * row['greedy_roofline_fraction']:.0f}%, "
-      f"{row['greedy_bound']}) | beam-{w} dec {row['beam_decoder_us_per_token']:.3f} us/token "
-      f"({row['beam_vs_greedy_per_hypothesis']:.2f}x greedy per hypothesis) | train "
-      f"{row['train_us_per_token']:.3f} us/token MFU {row['train_mfu_vs_datasheet'] or 0:.2f}")
-  return row
+  if 'greedy_decoder_us_per_token' in row:
+    row['beam_vs_greedy_per_hypothesis'] = (row['beam_decoder_us_per_hypothesis']
+                                            / row['greedy_decoder_us_per_token'])
 
 
 def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log) -> dict[str, list]:
@@ -429,7 +445,8 @@ def profile_greedy(variant: str, size: str, out_dir: str | os.PathLike, top: int
 
 def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS), sweeps: bool = True,
                   out: str | os.PathLike | None = None, argv: Sequence[str] | None = None,
-                  log=print, table2: bool = True, profile_dir: str | None = None) -> dict[str, Any]:
+                  log=print, table2: bool = True, profile_dir: str | None = None,
+                  parts: Sequence[str] = PARTS) -> dict[str, Any]:
   """Measure Table 2 (and the sweeps) on this device; write JSON to `out` if given."""
   hw = measure_hardware(size)
   log(f"bench: {hw['device']}: copy {hw['copy_GBps']:.0f} GB/s, bf16 matmul "
@@ -444,7 +461,7 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   if table2:
     result['table2'] = []
     for v in variants:
-      result['table2'].append(bench_variant(v, size, hw, log))
+      result['table2'].append(bench_variant(v, size, hw, log, parts))
       save()
   if profile_dir:
     result['profiles'] = {v: profile_greedy(v, size, profile_dir) for v in variants}
@@ -467,6 +484,7 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--no-sweeps', action='store_true')
   parser.add_argument('--sweeps-only', action='store_true', help='skip Table 2, run the sweeps')
   parser.add_argument('--profile', default=None, help='trace one greedy decode per variant here')
+  parser.add_argument('--parts', default=','.join(PARTS), help='Table 2 columns to time')
   parser.add_argument('--out', default=None, help='JSON path (default results/<device>/bench.json)')
   args = parser.parse_args(argv)
   variants = [v for v in args.variants.split(',') if v]
@@ -475,7 +493,7 @@ def main(argv: Sequence[str]) -> int:
     parser.error(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
   out = args.out or f"results/{'gpu' if jax.devices()[0].platform == 'gpu' else 'cpu'}/bench.json"
   run_benchmark(args.size, variants, not args.no_sweeps, out, argv, table2=not args.sweeps_only,
-                profile_dir=args.profile)
+                profile_dir=args.profile, parts=[p for p in args.parts.split(',') if p])
   return 0
 
 

@@ -272,6 +272,7 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   t.label_smoothing = 0.1 if task == 'translate' else 0.0
   t.z_loss = 1e-4
   t.seed = 0
+  t.prng_impl = 'rbg'          # dropout RNG: 'rbg' (XLA RngBitGenerator, fast on GPU/TPU) or 'threefry'
   t.log_every = 50
   t.eval_every = s.eval_every
   t.eval_steps = 0             # 0 = the whole dev set

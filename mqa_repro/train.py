@@ -252,7 +252,8 @@ class Trainer:
     self._eval_step = jax.jit(make_eval_step(self.model),
                               in_shardings=(self.param_shardings, batch_shardings),
                               out_shardings=replicated)
-    self.base_rng = jax.random.PRNGKey(config.train.seed)
+    # Typed key: its implementation decides the dropout RNG's cost (threefry is slow on GPUs).
+    self.base_rng = jax.random.key(config.train.seed, impl=config.train.get('prng_impl', 'threefry'))
 
   # ---- building blocks ---------------------------------------------------------------------------
 
