@@ -198,6 +198,9 @@ def provenance(argv: Sequence[str], preset: str, command: str = 'mqa-repro repro
       'device_count': jax.device_count(),
       'process_count': jax.process_count(),
       'host': {'machine': platform.machine(), 'cpus': os.cpu_count(), 'python': platform.python_version()},
+      # where the text came from (data dirs) and how JAX was steered (flags, distributed runs)
+      'env': {k: v for k, v in sorted(os.environ.items())
+              if k.startswith(('MQA_REPRO_', 'XLA_FLAGS', 'JAX_')) or k == 'CUDA_VISIBLE_DEVICES'},
       'versions': {p: _version(p) for p in ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint',
                                             'sacrebleu', 'sentencepiece', 'numpy')},
   }
