@@ -29,14 +29,24 @@ AXES = ('data', 'fsdp', 'model')
 def maybe_initialize_distributed(log: Callable[[str], None] = print) -> None:
   """Join a multi-process run (TPU pod hosts, or one process per GPU) before touching devices.
 
-  Triggered by ``MQA_REPRO_DISTRIBUTED=1`` or JAX's own coordinator variables; on a TPU pod slice
-  ``jax.distributed.initialize()`` discovers the other hosts itself.
+  Triggered by ``MQA_REPRO_DISTRIBUTED=1`` or JAX's own coordinator variables. On a TPU pod slice
+  ``jax.distributed.initialize()`` discovers the other hosts itself; elsewhere name them with
+  ``MQA_REPRO_COORDINATOR=host:port``, ``MQA_REPRO_NUM_PROCESSES`` and ``MQA_REPRO_PROCESS_ID``.
   """
-  wanted = os.environ.get('MQA_REPRO_DISTRIBUTED', '') == '1' or 'JAX_COORDINATOR_ADDRESS' in os.environ
-  if wanted and not jax.distributed.is_initialized():
+  env = os.environ
+  wanted = env.get('MQA_REPRO_DISTRIBUTED', '') == '1' or 'JAX_COORDINATOR_ADDRESS' in env
+  if not wanted or jax.distributed.is_initialized():
+    return
+  if env.get('MQA_REPRO_COORDINATOR'):
+    missing = [k for k in ('MQA_REPRO_NUM_PROCESSES', 'MQA_REPRO_PROCESS_ID') if k not in env]
+    if missing:
+      raise ValueError(f'MQA_REPRO_COORDINATOR is set but {missing} are not')
+    jax.distributed.initialize(env['MQA_REPRO_COORDINATOR'], int(env['MQA_REPRO_NUM_PROCESSES']),
+                               int(env['MQA_REPRO_PROCESS_ID']))
+  else:
     jax.distributed.initialize()
-    log(f'process {jax.process_index()} of {jax.process_count()}: '
-        f'{jax.local_device_count()} local / {jax.device_count()} global devices')
+  log(f'process {jax.process_index()} of {jax.process_count()}: '
+      f'{jax.local_device_count()} local / {jax.device_count()} global devices')
 
 
 def mesh_shape(mesh_config: ml_collections.ConfigDict, num_devices: int) -> dict[str, int]:
