@@ -25,17 +25,13 @@ fi
 
 NUM_GPUS=${NUM_GPUS:-$(nvidia-smi -L | wc -l)}
 PORT=${PORT:-12355}
-# jax.distributed needs the process count and id, which JAX reads from no variable of its own outside
-# cluster managers (SLURM, Open MPI, k8s): pass them explicitly, then hand over to the usual CLI (its
-# maybe_initialize_distributed sees JAX already initialised and does nothing).
-LAUNCH='import sys, jax
-jax.distributed.initialize(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), local_device_ids=[int(sys.argv[3])])
-from mqa_repro.cli import main
-sys.exit(main(sys.argv[4:]))'
+# The project's multi-process variables (mqa_repro/sharding.py, maybe_initialize_distributed); JAX itself
+# reads JAX_LOCAL_DEVICE_IDS, so process i drives the i-th visible GPU.
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' INT TERM
 for ((i = 0; i < NUM_GPUS; i++)); do
-  "$PYTHON" -c "$LAUNCH" "localhost:$PORT" "$NUM_GPUS" "$i" "$@" &
+  MQA_REPRO_DISTRIBUTED=1 MQA_REPRO_COORDINATOR="localhost:$PORT" MQA_REPRO_NUM_PROCESSES="$NUM_GPUS" \
+    MQA_REPRO_PROCESS_ID="$i" JAX_LOCAL_DEVICE_IDS="$i" "$PYTHON" -m mqa_repro.cli "$@" &
   pids+=($!)
 done
 status=0
