@@ -53,8 +53,8 @@ SETTINGS = {'paper': dict(batch=1024, source_len=128, target_len=128, beam=4, be
                           train_batch=128, train_len=256),
             'tiny': dict(batch=8, source_len=16, target_len=16, beam=4, beam_batch=2,
                          train_batch=4, train_len=32)}
-SWEEPS = {'paper': dict(length=[128, 512, 1024, 2048, 4096], length_batch=128,
-                        batch=[1, 8, 64, 256, 1024], kv_heads=[1, 2, 4, 8]),
+SWEEPS = {'paper': dict(length=[128, 1024, 4096], length_batch=128,
+                        batch=[1, 64, 1024], kv_heads=[1, 2, 4, 8]),
           'tiny': dict(length=[8, 16, 32], length_batch=4, batch=[1, 4, 8], kv_heads=[1, 2, 8])}
 
 
@@ -274,7 +274,7 @@ def time_train(variant: str, size: str, batch: int, length: int, log) -> dict[st
 # The benchmark.
 
 
-def provenance(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def provenance(argv: Sequence[str] | None = None, prog: str = 'mqa-repro bench') -> dict[str, Any]:
   import flax
   import optax
   try:
@@ -285,12 +285,13 @@ def provenance(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                 timeout=10).stdout.strip())
   except (OSError, subprocess.SubprocessError):
     commit, dirty = os.environ.get('MQA_REPRO_COMMIT'), None
-  commit = commit or os.environ.get('MQA_REPRO_COMMIT')
+  if not (commit and len(commit) == 40 and all(ch in '0123456789abcdef' for ch in commit)):
+    commit, dirty = os.environ.get('MQA_REPRO_COMMIT'), None  # a copy of the tree without .git
   dev = jax.devices()[0]
   return {'device': dev.device_kind, 'device_count': jax.device_count(), 'platform': dev.platform,
           'jax': jax.__version__, 'flax': flax.__version__, 'optax': optax.__version__,
           'python': platform.python_version(), 'git_commit': commit, 'git_dirty': dirty,
-          'command': 'mqa-repro bench ' + ' '.join(argv or []),
+          'command': prog + ' ' + ' '.join(argv or []),
           'date_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
 
 
@@ -372,9 +373,10 @@ def _bench_beam(row, model, params, spec, inputs, hw, s) -> None:
                                             / row['greedy_decoder_us_per_token'])
 
 
-def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log) -> dict[str, list]:
+def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
+          out: dict[str, list] | None = None, save: Callable[[], None] = lambda: None) -> dict[str, list]:
   s, sw = SETTINGS[size], SWEEPS[size]
-  out: dict[str, list] = {'length': [], 'batch': [], 'kv_heads': []}
+  out = {'length': [], 'batch': [], 'kv_heads': []} if out is None else out
 
   def point(kind, variant, x, spec, batch, live):
     model = mdl.Transformer(spec)
@@ -391,6 +393,7 @@ def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log) -> dict[s
     out[kind].append({'variant': variant, 'x': x, 'us_per_token': sec / batch * 1e6,
                       'roofline_us_per_token': roof['seconds'] / batch * 1e6, 'bound': roof['bound'],
                       'roofline_fraction': roof['seconds'] / sec})
+    save()
     log(f"bench: sweep {kind:8s} {variant:9s} x={x:<5} {sec / batch * 1e6:9.3f} us/token "
         f"(roofline {roof['seconds'] / batch * 1e6:.3f})")
 
@@ -470,7 +473,8 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
                                                f"({100 * r['share']:.0f}%)" for r in rows[:5]))
     save()
   if sweeps:
-    result['sweeps'] = sweep(size, hw, variants, log)
+    result['sweeps'] = {'length': [], 'batch': [], 'kv_heads': []}
+    sweep(size, hw, variants, log, result['sweeps'], save)
   save()
   if out:
     log(f'bench: wrote {out}')

@@ -143,7 +143,7 @@ def main(argv: Sequence[str]) -> int:
   args, overrides = parser.parse_known_args(argv)
   sharding.maybe_initialize_distributed()
   config = cfg.load_config(args.config, overrides)
-  result: dict[str, Any] = {'provenance': provenance(argv), 'config': config.name, 'checks': {}}
+  result: dict[str, Any] = {'provenance': provenance(argv, 'python -m mqa_repro.parallel_check'), 'config': config.name, 'checks': {}}
   exact = cfg.load_config(args.config, overrides + ['--config.model.dtype=float32'])
   batches = synthetic_batches(exact, args.steps)
   single = run_layout(exact, 'single', batches) if jax.process_count() == 1 else None
