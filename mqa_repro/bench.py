@@ -115,24 +115,6 @@ def decoder_step_cost(spec: mdl.ModelSpec, hyps: int, sentences: int, source_len
           'self_kv_bytes': self_kv, 'cross_kv_bytes': cross_kv, 'flops': flops}
 
 
-def train_flops(spec: mdl.ModelSpec, batch: int, src: int, tgt: int) -> float:
-  """Model FLOPs of one training step (3x the forward matmuls and attention), for MFU."""
-  d, n, k, h, v, f = spec.d_model, spec.num_heads, spec.num_kv_heads, spec.qk_dim, spec.v_dim, spec.d_ff
-  attn_w = d * n * h + d * k * h + d * k * v + n * v * d
-  fwd = 0.0
-  if spec.encoder_layers:
-    fwd += spec.encoder_layers * (2 * batch * src * (attn_w + 2 * d * f)
-                                  + 2 * batch * n * src * src * (h + v))
-    cross = 2 * batch * tgt * (d * n * h + n * v * d) + 2 * batch * src * (d * k * (h + v))
-    cross += 2 * batch * n * tgt * src * (h + v)
-  else:
-    cross = 0.0
-  fwd += spec.decoder_layers * (2 * batch * tgt * (attn_w + 2 * d * f)
-                                + 2 * batch * n * tgt * tgt * (h + v) + cross)
-  fwd += 2 * batch * tgt * d * spec.vocab_size
-  return 3 * fwd
-
-
 def paper_ratio(spec: mdl.ModelSpec, batch: int, n: int) -> dict[str, float]:
   """Section 3's memory/arithmetic ratios for incremental decoding, with m = n (constants dropped)."""
   d, h, k = spec.d_model, spec.num_heads, spec.qk_dim
@@ -261,7 +243,7 @@ def time_train(variant: str, size: str, batch: int, length: int, log) -> dict[st
       step_s = statistics.median(times)
       return {'train_batch': batch, 'train_len': length, 'train_step_s': step_s,
               'train_us_per_token': step_s / (batch * length) * 1e6,
-              'train_model_flops': train_flops(spec, batch, length, length)}
+              'train_model_flops': mdl.train_flops(spec, batch, length, length)}
     except Exception as e:  # resource exhaustion: try a smaller batch and scale per token
       if 'RESOURCE_EXHAUSTED' not in str(e) and 'out of memory' not in str(e).lower():
         raise
