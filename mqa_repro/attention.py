@@ -81,11 +81,14 @@ class Attention(nn.Module):
   dropout_rate: float = 0.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  impl: str = 'xla'  # single-token decode steps: 'xla' einsums (the reference) or the 'pallas' kernel
 
   def setup(self):
     n, k, d = self.num_heads, self.num_kv_heads, self.d_model
     if n % k:
       raise ValueError(f"num_heads ({n}) must be divisible by num_kv_heads ({k})")
+    if self.impl not in ('xla', 'pallas'):
+      raise ValueError(f"attention_impl must be 'xla' or 'pallas', got {self.impl!r}")
     part = nn.with_logical_partitioning
     self.query = self.param('query', part(_dense_init(d), ('embed', 'heads', 'qk_dim')),
                             (d, n, self.qk_dim), self.param_dtype)       # [D, N, H]
@@ -193,7 +196,14 @@ class Attention(nn.Module):
       new_slots = (idx + t - keep + jnp.arange(keep)) % slots
       ck = ck.at[:, new_slots].set(k[:, t - keep:])
       cv = cv.at[:, new_slots].set(v[:, t - keep:])
-    o = attend(q, keys, values, mask)
+    if self.impl == 'pallas' and t == 1:
+      # The live slots are a prefix in both single-step branches (a full ring: all `window`), so the
+      # kernel reads only those instead of masking the whole cache.
+      from mqa_repro.kernels import decode_attention
+      live = idx + 1 if self.window is None else jnp.minimum(idx + 1, slots)
+      o = decode_attention(q[:, 0, 0], keys, values, length=live)[:, None, None]
+    else:
+      o = attend(q, keys, values, mask)
     return self._output(o), {'key': ck, 'value': cv, 'index': idx + t}
 
   def decode_cross(self, x: Array, cache: dict[str, Array]) -> Array:
@@ -205,6 +215,11 @@ class Attention(nn.Module):
     k, v, m = cache['key'], cache['value'], cache['mask']         # [B, S, K, H], [B, S, K, V], [B, S]
     q = self._queries(x)                                           # [B·W, T, K, G, H]
     b = k.shape[0]
+    if self.impl == 'pallas' and q.shape[1] == 1:
+      from mqa_repro.kernels import decode_attention
+      w = q.shape[0] // b
+      o = decode_attention(q[:, 0], k, v, mask=m, beams=w)          # [B·W, K, G, V]
+      return self._output(o.reshape(b, w, 1, *o.shape[1:]))
     q = q.reshape(b, q.shape[0] // b, *q.shape[1:])                # [B, W, T, K, G, H]
     o = attend(q, k, v, m[:, None, None, None, None, :])
     return self._output(o)

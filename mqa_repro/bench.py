@@ -132,8 +132,12 @@ def roofline(cost: dict[str, float], hw: dict[str, Any]) -> dict[str, float]:
 # The model pieces under test.
 
 
+ATTENTION_IMPL = 'xla'  # decode attention path of every bench_spec: 'xla' or 'pallas' (--attention-impl)
+
+
 def bench_spec(variant: str, size: str, **overrides) -> mdl.ModelSpec:
   c = cfg.row_config('translate', variant, size)
+  overrides.setdefault('attention_impl', ATTENTION_IMPL)
   # inference in bf16 weights and activations; no dropout
   return mdl.ModelSpec.from_config(c.model, dtype='bfloat16', param_dtype='bfloat16', dropout_rate=0.0,
                                    attention_dropout_rate=0.0, relu_dropout_rate=0.0, **overrides)
@@ -436,7 +440,8 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   hw = measure_hardware(size)
   log(f"bench: {hw['device']}: copy {hw['copy_GBps']:.0f} GB/s, bf16 matmul "
       f"{hw['matmul_TFLOPs']:.1f} TFLOP/s (measured)")
-  result = {'provenance': provenance(argv), 'setting': {'size': size, **SETTINGS[size]},
+  result = {'provenance': provenance(argv),
+            'setting': {'size': size, **SETTINGS[size], 'attention_impl': ATTENTION_IMPL},
             'hardware': hw}
   def save():  # after every piece, so a run cut short still leaves what it measured
     if out:
@@ -472,7 +477,11 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--profile', default=None, help='trace one greedy decode per variant here')
   parser.add_argument('--parts', default=','.join(PARTS), help='Table 2 columns to time')
   parser.add_argument('--out', default=None, help='JSON path (default results/<device>/bench.json)')
+  parser.add_argument('--attention-impl', default='xla', choices=('xla', 'pallas'),
+                      help="decode attention: XLA einsums or the Pallas kernel (mqa_repro.kernels)")
   args = parser.parse_args(argv)
+  global ATTENTION_IMPL
+  ATTENTION_IMPL = args.attention_impl
   variants = [v for v in args.variants.split(',') if v]
   unknown = [v for v in variants if v not in VARIANTS]
   if unknown:

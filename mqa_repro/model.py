@@ -50,6 +50,7 @@ class ModelSpec:
   norm_eps: float = 1e-6
   dtype: str = 'float32'
   param_dtype: str = 'float32'
+  attention_impl: str = 'xla'   # decode steps: 'xla' einsums or the 'pallas' kernel (mqa_repro.kernels)
 
   @classmethod
   def from_config(cls, m: ml_collections.ConfigDict, **overrides: Any) -> 'ModelSpec':
@@ -127,7 +128,7 @@ class Layer(nn.Module):
     s, dt = self.spec, self.spec.compute_dtype
     common = dict(d_model=s.d_model, num_heads=s.num_heads, num_kv_heads=s.num_kv_heads,
                   qk_dim=s.qk_dim, v_dim=s.v_dim, dropout_rate=s.attention_dropout_rate, dtype=dt,
-                  param_dtype=s.params_dtype)
+                  param_dtype=s.params_dtype, impl=s.attention_impl)
     # Local attention applies to decoder self-attention only (the paper's "local" rows).
     self.self_attn = Attention(causal=self.causal, window=s.window if self.causal else None, **common)
     self.norm_self = RMSNorm(s.norm_eps, dt)
