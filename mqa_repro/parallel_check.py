@@ -118,12 +118,14 @@ def decode_check(config, batch: int, src_len: int, tgt_len: int) -> dict[str, An
       start = time.perf_counter()
       jax.block_until_ready(fn(p, x))
       times.append(time.perf_counter() - start)
+    # the one-device run is process-local; the split one spans processes and must be gathered
     tokens = np.asarray(jax.experimental.multihost_utils.process_allgather(out, tiled=True)) \
-        if jax.process_count() > 1 else np.asarray(out)
+        if name == 'all_devices' and jax.process_count() > 1 else np.asarray(out)
     results[name] = {'devices': len(devs), 'seconds': statistics.median(times),
                      'us_per_token_incl_encoder': statistics.median(times) / (batch * tgt_len) * 1e6,
                      'tokens': tokens}
-  same = bool(np.array_equal(results['one_device']['tokens'], results['all_devices']['tokens']))
+  a, b = results['one_device']['tokens'], results['all_devices']['tokens']
+  same = bool(a.shape == b.shape and np.array_equal(a, b))
   for r in results.values():
     r.pop('tokens')
   return {'batch': batch, 'source_len': src_len, 'target_len': tgt_len, 'identical_hypotheses': same,
