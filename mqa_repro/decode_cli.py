@@ -124,7 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog='mqa-repro decode', description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--workdir', required=True, help='training run directory (config.json, checkpoints)')
-  p.add_argument('--input', required=True, help='text file, one source sentence (or prompt) per line')
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument('--input', help='text file, one source sentence (or prompt) per line')
+  src.add_argument('--split', choices=('dev', 'test'),
+                   help="the run's own data source instead of a file (config.data: offline corpus, "
+                        "text files or a tfds split such as wmt14_translate/de-en test); the sources "
+                        "go to OUTPUT.src and the references to OUTPUT.ref, for mqa-repro evaluate")
   p.add_argument('--output', required=True, help='where to write one hypothesis per input line')
   p.add_argument('--beam', type=int, default=None, help='beam size (1 = greedy; default config.decode)')
   p.add_argument('--alpha', type=float, default=None, help='length penalty exponent (default config)')
@@ -145,6 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   if beam < 1 or batch < 1:
     _stderr('mqa-repro decode: --beam and --batch-size must be >= 1')
     return 2
+  if args.split:
+    from mqa_repro.data.pipeline import load_task_data
+    data = load_task_data(config.task, config.data, args.workdir, log=_stderr)
+    sources, references = data.eval_texts(args.split)
+    args.input = args.output + '.src'
+    Path(args.input).write_text(''.join(line + '\n' for line in sources), encoding='utf-8')
+    Path(args.output + '.ref').write_text(''.join(line + '\n' for line in references),
+                                          encoding='utf-8')
   if not Path(args.input).is_file():
     _stderr(f'mqa-repro decode: input file {args.input} not found')
     return 2
