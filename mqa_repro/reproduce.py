@@ -21,7 +21,7 @@ Eval sets: the data source's own dev/test (the offline corpus' held-out split: i
 (translate) and lm1b heldout shards (lm): the paper's evaluation text, out of domain for our models.
 
 Each row writes ``<results>/<preset>/rows/<config name>.json`` (schema: :func:`run_row`; provenance:
-:func:`provenance`); a rerun skips rows whose JSON exists unless ``--force``. The speed benchmark
+:func:`provenance`); a rerun skips rows whose JSON and run directory exist unless ``--force``. The speed benchmark
 (``mqa_repro.bench.run_benchmark``) writes ``bench.json`` beside them, then ``tables.write_tables`` turns
 everything into ``tables.md``, CSV files and plots. ``run.json`` records the invocation's wall time.
 """
@@ -491,11 +491,14 @@ def reproduce(args: argparse.Namespace, overrides: Sequence[str], argv: Sequence
   for task in ('translate', 'lm'):
     todo = [(i, r) for i, (t, r) in enumerate(rows, 1) if t == task]
     configs = {r: row_config(task, r, preset, source, args, overrides, data_dir) for _, r in todo}
-    pending = [(i, r) for i, r in todo
-               if args.force or not (results / 'rows' / f'{configs[r].name}.json').is_file()]
+    # Skip a row only when THIS checkout's run produced its JSON (its run directory exists): results
+    # committed in a fresh clone are replaced by the user's own run, not mistaken for it.
+    done = {r for _, r in todo if (results / 'rows' / f'{configs[r].name}.json').is_file()
+            and (workdirs / configs[r].name / 'config.json').is_file()}
+    pending = [(i, r) for i, r in todo if args.force or r not in done]
     for i, r in todo:
       if (i, r) not in pending:
-        status[configs[r].name] = 'skipped (results JSON exists; --force reruns it)'
+        status[configs[r].name] = 'skipped (results JSON and run directory exist; --force reruns it)'
     if not pending:
       continue
     # One vocabulary and one tokenization per task (and per data settings), shared by its rows.

@@ -103,6 +103,15 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   run = json.loads((results / 'run.json').read_text())
   assert all(s.startswith('skipped') for s in run['rows'].values())
 
+  # Results JSON without this checkout's run directory (a fresh clone of a repo with committed
+  # results) is not taken as done: that row runs again.
+  import shutil
+  shutil.rmtree(tmp_path / 'work' / 'smoke' / 'lm_mqa_tiny')
+  assert reproduce.main(argv) == 0
+  run = json.loads((results / 'run.json').read_text())
+  assert run['rows']['wmt_mqa_local_tiny'].startswith('skipped')
+  assert not run['rows']['lm_mqa_tiny'].startswith('skipped')
+
 
 def test_unknown_flag_and_missing_text_data(tmp_path, monkeypatch, capsys):
   with pytest.raises(SystemExit):
