@@ -266,7 +266,7 @@ def provenance(argv: Sequence[str] | None = None, prog: str = 'mqa-repro bench')
   try:
     commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip() or None
-    dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+    dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':!results'],
                                 capture_output=True, text=True, cwd=Path(__file__).resolve().parent,
                                 timeout=10).stdout.strip())
   except (OSError, subprocess.SubprocessError):

@@ -186,7 +186,7 @@ def provenance(argv: Sequence[str], preset: str, command: str = 'mqa-repro repro
   """Where a number came from: device, software versions, code version, command, date."""
   import jax
   devices = jax.devices()
-  dirty = _git('status', '--porcelain', '--untracked-files=no')
+  dirty = _git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!results')  # code, not outputs
   return {
       'preset': preset,
       'command': ' '.join([command, *map(shlex.quote, argv)]),
