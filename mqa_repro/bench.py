@@ -25,7 +25,6 @@ Sweeps (decoder µs/token vs target length, batch and kv heads g) time a step wh
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -117,7 +116,7 @@ def decoder_step_cost(spec: mdl.ModelSpec, hyps: int, sentences: int, source_len
 
 def paper_ratio(spec: mdl.ModelSpec, batch: int, n: int) -> dict[str, float]:
   """Section 3's memory/arithmetic ratios for incremental decoding, with m = n (constants dropped)."""
-  d, h, k = spec.d_model, spec.num_heads, spec.qk_dim
+  d, h = spec.d_model, spec.num_heads
   return {'multi_head': n / d + 1 / batch, 'multi_query': 1 / d + n / (d * h) + 1 / batch}
 
 

@@ -171,7 +171,7 @@ def equal_param_d_ff(m: ml_collections.ConfigDict, task: str, target: int) -> in
 # Building configs.
 
 
-def _model_config(task: str, size: Size, row: Row) -> ml_collections.ConfigDict:
+def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_collections.ConfigDict:
   m = ml_collections.ConfigDict()
   m.vocab_size = pad_vocab(size.vocab_translate if task == 'translate' else size.vocab_lm)
   m.d_model = size.d_model                          # d
@@ -191,24 +191,12 @@ def _model_config(task: str, size: Size, row: Row) -> ml_collections.ConfigDict:
   m.dtype = 'bfloat16'                              # activations; 'float32' for exact tests
   m.param_dtype = 'float32'
   m.attention_impl = 'xla'                          # 'xla' einsum path (the reference)
-  # Baseline d_ff first, then widen this row to the baseline's parameter count.
+  # Baseline d_ff first, then widen this row to the parameter count of the table's multi-head row.
   m.d_ff = size.d_ff_translate if task == 'translate' else size.d_ff_lm
-  baseline = _model_config_baseline(task, size)
-  m.d_ff = equal_param_d_ff(m, task, param_count(baseline, task))
+  if widen:
+    baseline = _model_config(task, size, ROWS[task]['mha'], widen=False)
+    m.d_ff = equal_param_d_ff(m, task, param_count(baseline, task))
   return m
-
-
-def _model_config_baseline(task: str, size: Size) -> ml_collections.ConfigDict:
-  b = ml_collections.ConfigDict()
-  b.vocab_size = pad_vocab(size.vocab_translate if task == 'translate' else size.vocab_lm)
-  b.d_model, b.d_ff = size.d_model, (size.d_ff_translate if task == 'translate' else size.d_ff_lm)
-  b.num_heads = b.num_kv_heads = 8
-  b.qk_dim = b.v_dim = size.head_dim
-  b.encoder_layers = size.encoder_layers if task == 'translate' else 0
-  b.decoder_layers = size.decoder_layers
-  b.max_length = size.max_length
-  b.share_embeddings = task == 'translate'
-  return b
 
 
 def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.ConfigDict:

@@ -248,7 +248,7 @@ def test_eos_ends_rows_early_and_the_loop_stops():
 
   def step(params, cache, tokens):
     jax.debug.callback(lambda: calls.append(1))
-    i, hyps = cache['position'], tokens.shape[0]
+    i = cache['position']
     r = cache['state']['row'] % b                                   # sentence of each hypothesis
     logits = jnp.where(jnp.arange(v) == (4 + r)[:, None], 0.0, -5.0)
     logits = jnp.where((i >= r + 1)[:, None] & (jnp.arange(v) == EOS_ID), 5.0, logits)

@@ -134,14 +134,12 @@ def test_convert_multi_head_checkpoint_to_grouped_query():
     ('qk_dim', -8, 'config.model.qk_dim'),
     ('d_ff', 0, 'config.model.d_ff'),
 ])
-def test_bad_configs_are_refused_naming_the_field(field, value, match, monkeypatch):
-  compiled = []
-  monkeypatch.setattr(jax, 'jit', lambda *a, **k: compiled.append(1))
+def test_bad_configs_are_refused_naming_the_field(field, value, match):
+  """validate() is pure Python on the config: it runs before any model is built or compiled."""
   c = cfg.row_config('translate', 'mha', 'tiny')
   c.model[field] = value
   with pytest.raises(ValueError, match=match):
     cfg.validate(c)
-  assert not compiled
 
 
 def test_unknown_override_and_missing_file_say_what_to_change(tmp_path):

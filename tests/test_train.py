@@ -48,7 +48,7 @@ def _overrides(c):
   return [f'--config.{g}.{k}={c[g][k]}' for g, ks in keys.items() for k in ks]
 
 
-@pytest.mark.parametrize('task,row', [('translate', 'mqa'), ('lm', 'mha_local' if False else 'gqa2')])
+@pytest.mark.parametrize('task,row', [('translate', 'mqa'), ('lm', 'gqa2')])
 def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
   c = tiny(task, row, shared_data, num_train_steps=2, eval_every=2)
   out = train.train_and_evaluate(c, tmp_path, log=lambda s: None)
