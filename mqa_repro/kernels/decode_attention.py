@@ -128,9 +128,12 @@ def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None
                      f'do not agree')
   if interpret is None:
     interpret = _default_interpret()
+  if not interpret and (hd != _next_pow2(hd) or vd != _next_pow2(vd)):
+    raise ValueError(f'decode_attention: head dims H = {hd}, V = {vd} must be powers of 2 for the '
+                     f"compiled (Triton) kernel; use attention_impl='xla' for these dimensions")
   m = beams * g
   mp = _next_pow2(m)
-  use_dot = mp >= 8
+  use_dot = mp >= 8 and min(hd, vd) >= 16            # tensor cores need >= 16 along every dot axis
   if use_dot:
     mp = max(mp, 16)                                  # Triton's smallest dot tile
   if block_k is None:                                 # CUDA-core path: keep [Mp, bk, H] in registers
