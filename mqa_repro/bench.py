@@ -363,9 +363,14 @@ def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
   s, sw = SETTINGS[size], SWEEPS[size]
   out = {'length': [], 'batch': [], 'kv_heads': []} if out is None else out
 
+  last: dict[str, Any] = {}  # the previous point's params, reused while the spec is unchanged
+
   def point(kind, variant, x, spec, batch, live):
     model = mdl.Transformer(spec)
-    params = _init(model, s['source_len'], 8)
+    if last.get('spec') != spec:
+      last.clear()
+      last.update(spec=spec, params=_init(model, s['source_len'], 8))
+    params = last['params']
     try:
       sec = time_steps(model, params, batch, s['source_len'], live)
     except Exception as e:
@@ -393,6 +398,67 @@ def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
     spec = bench_spec('mha', size, num_kv_heads=g)
     point('kv_heads', f'g{g}', g, spec, s['batch'], s['target_len'] // 2)
   return out
+
+
+# Decode attention alone: the XLA einsums (the reference path) against tunings of the Pallas kernel.
+# A case: (name, kv heads K, query heads per kv head G, beams W, memory rows B, slots S, live slots,
+# cross): self-attention reads `live` of S slots (a step halfway through T = 128), cross-attention
+# all S under a source mask; beam cases share one memory row among W hypotheses.
+KERNEL_CASES = {
+    'paper': [('mha self', 8, 1, 1, 1024, 128, 64, False), ('mha cross', 8, 1, 1, 1024, 128, 128, True),
+              ('mqa self', 1, 8, 1, 1024, 128, 64, False), ('mqa cross', 1, 8, 1, 1024, 128, 128, True),
+              ('mha beam cross', 8, 1, 4, 256, 128, 128, True),
+              ('mqa beam cross', 1, 8, 4, 256, 128, 128, True)],
+    'tiny': [('mha self', 2, 1, 1, 4, 16, 8, False), ('mqa cross', 1, 2, 2, 2, 16, 16, True)]}
+KERNEL_TUNINGS = {
+    'paper': [dict(tensor_cores=tc, block_k=bk, num_warps=nw)
+              for tc in (False, True) for bk in (32, 64, 128) for nw in (2, 4, 8)],
+    'tiny': [dict(tensor_cores=False, block_k=8, num_warps=4), dict(tensor_cores=True, block_k=8)]}
+
+
+def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20) -> list[dict[str, Any]]:
+  """µs and GB/s of one decode-attention call per case and implementation. `loops` calls run in one
+  compiled loop (each query depends on the previous output), so launch gaps count but host dispatch
+  does not. Bytes are what the call must read and write: the live K/V, q and the output."""
+  from mqa_repro.attention import attend
+  from mqa_repro.kernels import decode_attention
+  hd = 128 if size == 'paper' else 16
+  rows = []
+  for name, kv, g, w, b, slots, live, cross in KERNEL_CASES[size]:
+    kq, kk, kvv = jax.random.split(jax.random.PRNGKey(0), 3)
+    q = (jax.random.normal(kq, (b * w, kv, g, hd)) * hd ** -0.5).astype(jnp.bfloat16)
+    k = jax.random.normal(kk, (b, slots, kv, hd)).astype(jnp.bfloat16)
+    v = jax.random.normal(kvv, (b, slots, kv, hd)).astype(jnp.bfloat16)
+    mask = jnp.broadcast_to(jnp.arange(slots) < live, (b, slots))
+    nbytes = b * live * kv * 2 * hd * 2 + 2 * q.size * 2
+
+    def xla(q, k, v, mask):  # what Attention.decode_self / decode_cross run with impl='xla'
+      o = attend(q.reshape(b, w, 1, kv, g, hd), k, v, mask[:, None, None, None, None, :])
+      return o.reshape(q.shape)
+
+    impls = [('xla', None, xla)]
+    for t in KERNEL_TUNINGS[size]:
+      if cross:
+        fn = lambda q, k, v, mask, t=t: decode_attention(q, k, v, mask=mask, beams=w, **t)
+      else:
+        fn = lambda q, k, v, mask, t=t: decode_attention(q, k, v, length=live, beams=w, **t)
+      impls.append(('pallas', t, fn))
+    for impl, tuning, fn in impls:
+      def loop(q, k, v, mask, fn=fn):
+        return jax.lax.fori_loop(0, loops, lambda _, x: x + (1e-3 * fn(x, k, v, mask)).astype(x.dtype), q)
+      try:
+        sec = median_time(loop, q, k, v, mask, repeats=5) / loops
+      except Exception as e:  # a tuning Triton cannot compile (registers, shared memory): record it
+        log(f'bench: kernel {name} {impl} {tuning}: {type(e).__name__}: {str(e)[:160]}')
+        rows.append({'case': name, 'impl': impl, 'tuning': tuning, 'error': str(e)[:300]})
+        continue
+      row = {'case': name, 'impl': impl, 'tuning': tuning, 'kv_heads': kv, 'group': g, 'beams': w,
+             'rows': b, 'slots': slots, 'live': live, 'us': sec * 1e6, 'bytes': nbytes,
+             'GBps': nbytes / sec / 1e9, 'copy_fraction': nbytes / sec / 1e9 / hw['copy_GBps']}
+      rows.append(row)
+      log(f"bench: kernel {name:15s} {impl:6s} {str(tuning or ''):55s} {row['us']:8.1f} us "
+          f"{row['GBps']:7.0f} GB/s ({100 * row['copy_fraction']:.0f}% of copy)")
+  return rows
 
 
 def profile_greedy(variant: str, size: str, out_dir: str | os.PathLike, top: int = 12) -> list[dict]:
@@ -434,8 +500,9 @@ def profile_greedy(variant: str, size: str, out_dir: str | os.PathLike, top: int
 def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS), sweeps: bool = True,
                   out: str | os.PathLike | None = None, argv: Sequence[str] | None = None,
                   log=print, table2: bool = True, profile_dir: str | None = None,
-                  parts: Sequence[str] = PARTS) -> dict[str, Any]:
-  """Measure Table 2 (and the sweeps) on this device; write JSON to `out` if given."""
+                  parts: Sequence[str] = PARTS, kernels: bool = False) -> dict[str, Any]:
+  """Measure Table 2 (and the sweeps, the decode-attention kernels) on this device; write JSON to
+  `out` if given."""
   hw = measure_hardware(size)
   log(f"bench: {hw['device']}: copy {hw['copy_GBps']:.0f} GB/s, bf16 matmul "
       f"{hw['matmul_TFLOPs']:.1f} TFLOP/s (measured)")
@@ -447,6 +514,9 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
       Path(out).parent.mkdir(parents=True, exist_ok=True)
       Path(out).write_text(json.dumps(result, indent=1))
 
+  if kernels:
+    result['kernels'] = kernel_bench(size, hw, log)
+    save()
   if table2:
     result['table2'] = []
     for v in variants:
@@ -478,6 +548,8 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--out', default=None, help='JSON path (default results/<device>/bench.json)')
   parser.add_argument('--attention-impl', default='xla', choices=('xla', 'pallas'),
                       help="decode attention: XLA einsums or the Pallas kernel (mqa_repro.kernels)")
+  parser.add_argument('--kernels', action='store_true',
+                      help='only the decode-attention microbenchmark (XLA vs Pallas tunings)')
   args = parser.parse_args(argv)
   global ATTENTION_IMPL
   ATTENTION_IMPL = args.attention_impl
@@ -486,8 +558,9 @@ def main(argv: Sequence[str]) -> int:
   if unknown:
     parser.error(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
   out = args.out or f"results/{'gpu' if jax.devices()[0].platform == 'gpu' else 'cpu'}/bench.json"
-  run_benchmark(args.size, variants, not args.no_sweeps, out, argv, table2=not args.sweeps_only,
-                profile_dir=args.profile, parts=[p for p in args.parts.split(',') if p])
+  run_benchmark(args.size, variants, not (args.no_sweeps or args.kernels), out, argv,
+                table2=not (args.sweeps_only or args.kernels), profile_dir=args.profile,
+                parts=[p for p in args.parts.split(',') if p], kernels=args.kernels)
   return 0
 
 

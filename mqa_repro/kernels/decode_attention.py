@@ -108,7 +108,7 @@ def _default_interpret() -> bool:
 def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None = None,
                      mask: Array | None = None, beams: int = 1, block_k: int | None = None,
                      interpret: bool | None = None, num_warps: int = 4,
-                     num_stages: int = 2) -> Array:
+                     num_stages: int = 2, tensor_cores: bool | None = None) -> Array:
   """Softmax attention of one query token per hypothesis against a K/V cache.
 
   q [B·W, K, G, H] (already scaled by H^-0.5), k [B, S, K, H], v [B, S, K, V]. Row r of q attends to
@@ -120,6 +120,8 @@ def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None
     each row reads up to its last True slot (all S when it has none, matching ``attend``).
   Returns [B·W, K, G, V] in v.dtype; equals ``attention.attend`` with T = 1.
   interpret: run the Pallas interpreter (default: on CPU only).
+  tensor_cores: force the dot (True; M padded to 16) or the CUDA-core (False) inner products;
+    default: dots when M >= 8. block_k, num_warps, num_stages: tuning (``mqa-repro bench --kernels``).
   """
   bw, kh, g, hd = q.shape
   b, slots, kh2, vd = v.shape
@@ -133,7 +135,8 @@ def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None
                      f"compiled (Triton) kernel; use attention_impl='xla' for these dimensions")
   m = beams * g
   mp = _next_pow2(m)
-  use_dot = mp >= 8 and min(hd, vd) >= 16            # tensor cores need >= 16 along every dot axis
+  use_dot = mp >= 8 if tensor_cores is None else tensor_cores
+  use_dot = use_dot and min(hd, vd) >= 16            # tensor cores need >= 16 along every dot axis
   if use_dot:
     mp = max(mp, 16)                                  # Triton's smallest dot tile
   if block_k is None:                                 # CUDA-core path: keep [Mp, bk, H] in registers
