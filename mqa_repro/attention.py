@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from jax import lax
 
 Array = jax.Array
+IMPLS = ('xla', 'pallas', 'pallas_all')
 _NEG = -1e30  # masked logit: exp underflows to exactly 0 in float32, and a fully masked row stays finite
 
 
@@ -81,14 +82,17 @@ class Attention(nn.Module):
   dropout_rate: float = 0.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
-  impl: str = 'xla'  # single-token decode steps: 'xla' einsums (the reference) or the 'pallas' kernel
+  # Single-token decode steps: 'xla' einsums (the reference); 'pallas': the kernel for self-attention,
+  # which reads only the live cache prefix (cross-attention must read all S, where XLA's einsums run
+  # at copy bandwidth: `mqa-repro bench --kernels`); 'pallas_all': the kernel for both.
+  impl: str = 'xla'
 
   def setup(self):
     n, k, d = self.num_heads, self.num_kv_heads, self.d_model
     if n % k:
       raise ValueError(f"num_heads ({n}) must be divisible by num_kv_heads ({k})")
-    if self.impl not in ('xla', 'pallas'):
-      raise ValueError(f"attention_impl must be 'xla' or 'pallas', got {self.impl!r}")
+    if self.impl not in IMPLS:
+      raise ValueError(f'attention_impl must be one of {IMPLS}, got {self.impl!r}')
     part = nn.with_logical_partitioning
     self.query = self.param('query', part(_dense_init(d), ('embed', 'heads', 'qk_dim')),
                             (d, n, self.qk_dim), self.param_dtype)       # [D, N, H]
@@ -196,7 +200,7 @@ class Attention(nn.Module):
       new_slots = (idx + t - keep + jnp.arange(keep)) % slots
       ck = ck.at[:, new_slots].set(k[:, t - keep:])
       cv = cv.at[:, new_slots].set(v[:, t - keep:])
-    if self.impl == 'pallas' and t == 1:
+    if self.impl != 'xla' and t == 1:
       # The live slots are a prefix in both single-step branches (a full ring: all `window`), so the
       # kernel reads only those instead of masking the whole cache.
       from mqa_repro.kernels import decode_attention
@@ -215,7 +219,7 @@ class Attention(nn.Module):
     k, v, m = cache['key'], cache['value'], cache['mask']         # [B, S, K, H], [B, S, K, V], [B, S]
     q = self._queries(x)                                           # [B·W, T, K, G, H]
     b = k.shape[0]
-    if self.impl == 'pallas' and q.shape[1] == 1:
+    if self.impl == 'pallas_all' and q.shape[1] == 1:
       from mqa_repro.kernels import decode_attention
       w = q.shape[0] // b
       o = decode_attention(q[:, 0], k, v, mask=m, beams=w)          # [B·W, K, G, V]

@@ -131,7 +131,7 @@ def roofline(cost: dict[str, float], hw: dict[str, Any]) -> dict[str, float]:
 # The model pieces under test.
 
 
-ATTENTION_IMPL = 'xla'  # decode attention path of every bench_spec: 'xla' or 'pallas' (--attention-impl)
+ATTENTION_IMPL = 'xla'  # decode attention path of every bench_spec (--attention-impl; attention.IMPLS)
 
 
 def bench_spec(variant: str, size: str, **overrides) -> mdl.ModelSpec:
@@ -359,8 +359,10 @@ def _bench_beam(row, model, params, spec, inputs, hw, s) -> None:
 
 
 def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
-          out: dict[str, list] | None = None, save: Callable[[], None] = lambda: None) -> dict[str, list]:
-  s, sw = SETTINGS[size], SWEEPS[size]
+          out: dict[str, list] | None = None, save: Callable[[], None] = lambda: None,
+          points: dict[str, list[int]] | None = None) -> dict[str, list]:
+  """`points` replaces SWEEPS[size]'s lists (length, batch, kv_heads), e.g. to finish a cut run."""
+  s, sw = SETTINGS[size], {**SWEEPS[size], **(points or {})}
   out = {'length': [], 'batch': [], 'kv_heads': []} if out is None else out
 
   last: dict[str, Any] = {}  # the previous point's params, reused while the spec is unchanged
@@ -410,20 +412,28 @@ KERNEL_CASES = {
               ('mha beam cross', 8, 1, 4, 256, 128, 128, True),
               ('mqa beam cross', 1, 8, 4, 256, 128, 128, True)],
     'tiny': [('mha self', 2, 1, 1, 4, 16, 8, False), ('mqa cross', 1, 2, 2, 2, 16, 16, True)]}
-KERNEL_TUNINGS = {
-    'paper': [dict(tensor_cores=tc, block_k=bk, num_warps=nw)
-              for tc in (False, True) for bk in (32, 64, 128) for nw in (2, 4, 8)],
-    'tiny': [dict(tensor_cores=False, block_k=8, num_warps=4), dict(tensor_cores=True, block_k=8)]}
 
 
-def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20) -> list[dict[str, Any]]:
+def kernel_tunings(size: str, m: int) -> list[dict[str, Any]]:
+  """Pallas tunings to time for M = W·G query rows per kv head ({} = the kernel's defaults)."""
+  if size != 'paper':
+    return [{}, dict(tensor_cores=True, block_k=8)]
+  dots = [dict(tensor_cores=True, block_k=bk, num_warps=nw) for bk in (32, 64) for nw in (2, 4, 8)]
+  if m >= 8:  # the CUDA-core path wastes [M, bk, H] registers here (measured 10-100x slower)
+    return [{}] + dots + [dict(tensor_cores=True, block_k=64, num_warps=4, num_stages=3)]
+  return [{}] + [dict(tensor_cores=False, block_k=bk, num_warps=nw)
+                 for bk in (16, 32, 64) for nw in (1, 2, 4)] + dots[:4]
+
+
+def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20, rows: list | None = None,
+                 save: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
   """µs and GB/s of one decode-attention call per case and implementation. `loops` calls run in one
   compiled loop (each query depends on the previous output), so launch gaps count but host dispatch
   does not. Bytes are what the call must read and write: the live K/V, q and the output."""
   from mqa_repro.attention import attend
   from mqa_repro.kernels import decode_attention
   hd = 128 if size == 'paper' else 16
-  rows = []
+  rows = [] if rows is None else rows
   for name, kv, g, w, b, slots, live, cross in KERNEL_CASES[size]:
     kq, kk, kvv = jax.random.split(jax.random.PRNGKey(0), 3)
     q = (jax.random.normal(kq, (b * w, kv, g, hd)) * hd ** -0.5).astype(jnp.bfloat16)
@@ -437,7 +447,7 @@ def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20) -> list[di
       return o.reshape(q.shape)
 
     impls = [('xla', None, xla)]
-    for t in KERNEL_TUNINGS[size]:
+    for t in kernel_tunings(size, w * g):
       if cross:
         fn = lambda q, k, v, mask, t=t: decode_attention(q, k, v, mask=mask, beams=w, **t)
       else:
@@ -451,11 +461,13 @@ def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20) -> list[di
       except Exception as e:  # a tuning Triton cannot compile (registers, shared memory): record it
         log(f'bench: kernel {name} {impl} {tuning}: {type(e).__name__}: {str(e)[:160]}')
         rows.append({'case': name, 'impl': impl, 'tuning': tuning, 'error': str(e)[:300]})
+        save()
         continue
       row = {'case': name, 'impl': impl, 'tuning': tuning, 'kv_heads': kv, 'group': g, 'beams': w,
              'rows': b, 'slots': slots, 'live': live, 'us': sec * 1e6, 'bytes': nbytes,
              'GBps': nbytes / sec / 1e9, 'copy_fraction': nbytes / sec / 1e9 / hw['copy_GBps']}
       rows.append(row)
+      save()
       log(f"bench: kernel {name:15s} {impl:6s} {str(tuning or ''):55s} {row['us']:8.1f} us "
           f"{row['GBps']:7.0f} GB/s ({100 * row['copy_fraction']:.0f}% of copy)")
   return rows
@@ -500,7 +512,8 @@ def profile_greedy(variant: str, size: str, out_dir: str | os.PathLike, top: int
 def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS), sweeps: bool = True,
                   out: str | os.PathLike | None = None, argv: Sequence[str] | None = None,
                   log=print, table2: bool = True, profile_dir: str | None = None,
-                  parts: Sequence[str] = PARTS, kernels: bool = False) -> dict[str, Any]:
+                  parts: Sequence[str] = PARTS, kernels: bool = False,
+                  sweep_points: dict[str, list[int]] | None = None) -> dict[str, Any]:
   """Measure Table 2 (and the sweeps, the decode-attention kernels) on this device; write JSON to
   `out` if given."""
   hw = measure_hardware(size)
@@ -515,8 +528,8 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
       Path(out).write_text(json.dumps(result, indent=1))
 
   if kernels:
-    result['kernels'] = kernel_bench(size, hw, log)
-    save()
+    result['kernels'] = []
+    kernel_bench(size, hw, log, rows=result['kernels'], save=save)
   if table2:
     result['table2'] = []
     for v in variants:
@@ -530,7 +543,7 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
     save()
   if sweeps:
     result['sweeps'] = {'length': [], 'batch': [], 'kv_heads': []}
-    sweep(size, hw, variants, log, result['sweeps'], save)
+    sweep(size, hw, variants, log, result['sweeps'], save, sweep_points)
   save()
   if out:
     log(f'bench: wrote {out}')
@@ -546,11 +559,23 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--profile', default=None, help='trace one greedy decode per variant here')
   parser.add_argument('--parts', default=','.join(PARTS), help='Table 2 columns to time')
   parser.add_argument('--out', default=None, help='JSON path (default results/<device>/bench.json)')
-  parser.add_argument('--attention-impl', default='xla', choices=('xla', 'pallas'),
+  parser.add_argument('--attention-impl', default='xla', choices=('xla', 'pallas', 'pallas_all'),
                       help="decode attention: XLA einsums or the Pallas kernel (mqa_repro.kernels)")
   parser.add_argument('--kernels', action='store_true',
                       help='only the decode-attention microbenchmark (XLA vs Pallas tunings)')
+  point_flags = {'--lengths': 'length', '--batches': 'batch', '--kv-heads': 'kv_heads'}
+  for flag, key in point_flags.items():
+    parser.add_argument(flag, default=None, dest=key,
+                        help=f'sweep points, comma-separated (default SWEEPS[size][{key!r}]; "" = none)')
   args = parser.parse_args(argv)
+  points = {}
+  for flag, key in point_flags.items():
+    value = getattr(args, key)
+    if value is not None:
+      try:
+        points[key] = [int(x) for x in value.split(',') if x]
+      except ValueError:
+        parser.error(f'{flag} takes comma-separated integers, got {value!r}')
   global ATTENTION_IMPL
   ATTENTION_IMPL = args.attention_impl
   variants = [v for v in args.variants.split(',') if v]
@@ -560,7 +585,8 @@ def main(argv: Sequence[str]) -> int:
   out = args.out or f"results/{'gpu' if jax.devices()[0].platform == 'gpu' else 'cpu'}/bench.json"
   run_benchmark(args.size, variants, not (args.no_sweeps or args.kernels), out, argv,
                 table2=not (args.sweeps_only or args.kernels), profile_dir=args.profile,
-                parts=[p for p in args.parts.split(',') if p], kernels=args.kernels)
+                parts=[p for p in args.parts.split(',') if p], kernels=args.kernels,
+                sweep_points=points)
   return 0
 
 

@@ -190,7 +190,7 @@ def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_col
   m.norm_eps = 1e-6
   m.dtype = 'bfloat16'                              # activations; 'float32' for exact tests
   m.param_dtype = 'float32'
-  m.attention_impl = 'xla'                          # 'xla' einsum path (the reference)
+  m.attention_impl = 'xla'  # decode steps: 'xla' einsums (the reference) | 'pallas' | 'pallas_all'
   # Baseline d_ff first, then widen this row to the parameter count of the table's multi-head row.
   m.d_ff = size.d_ff_translate if task == 'translate' else size.d_ff_lm
   if widen:
@@ -305,6 +305,9 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ValueError(f"config.model.{field} must be in [0, 1), got {m[field]!r}")
   if m.dtype not in ('float32', 'bfloat16', 'float16'):
     raise ValueError(f"config.model.dtype must be float32, bfloat16 or float16, got {m.dtype!r}")
+  if m.get('attention_impl', 'xla') not in ('xla', 'pallas', 'pallas_all'):
+    raise ValueError(f"config.model.attention_impl must be 'xla', 'pallas' or 'pallas_all', "
+                     f"got {m.attention_impl!r}")
   if c.data.max_length > m.max_length:
     raise ValueError(f"config.data.max_length ({c.data.max_length}) exceeds the position table "
                      f"config.model.max_length ({m.max_length})")

@@ -107,15 +107,16 @@ def test_ring_buffer_of_local_attention_equals_xla_decode():
   assert caches['pallas']['key'].shape[1] == window
 
 
-@pytest.mark.parametrize('task,row,window', [('translate', 'mqa', None), ('translate', 'mha_local', 3)])
-def test_model_decode_pallas_equals_xla(task, row, window):
+@pytest.mark.parametrize('task,row,window,impl', [('translate', 'mqa', None, 'pallas_all'),
+                                                   ('translate', 'mha_local', 3, 'pallas')])
+def test_model_decode_pallas_equals_xla(task, row, window, impl):
   """test_model's cached-steps pattern (one token a step) with both attention paths."""
   c = cfg.row_config(task, row, 'tiny')
   c.model.update(dtype='float32', window=window)
-  models = {impl: mdl.make_model(c, dropout_rate=0.0, attention_dropout_rate=0.0,
-                                 relu_dropout_rate=0.0, attention_impl=impl)
-            for impl in ('xla', 'pallas')}
-  assert models['pallas'].spec.attention_impl == 'pallas'
+  models = {name: mdl.make_model(c, dropout_rate=0.0, attention_dropout_rate=0.0,
+                                 relu_dropout_rate=0.0, attention_impl=name)
+            for name in ('xla', impl)}
+  assert models[impl].spec.attention_impl == impl
   rng = np.random.default_rng(0)
   b, s, t = 2, 7, 8
   batch = {'targets': rng.integers(4, 200, (b, t)).astype(np.int32)}
@@ -125,7 +126,7 @@ def test_model_decode_pallas_equals_xla(task, row, window):
   variables = jax.jit(models['xla'].init)(jax.random.PRNGKey(0), batch)
   tokens = mdl.shift_right(jnp.asarray(batch['targets']))
   logits = {}
-  for impl, model in models.items():
+  for name, model in models.items():
     @jax.jit
     def decode(variables, inputs, model=model):
       encoded = mask = None
@@ -138,9 +139,9 @@ def test_model_decode_pallas_equals_xla(task, row, window):
         out, cache = model.apply(variables, token[:, None], cache, method=mdl.Transformer.step)
         return cache, out[:, 0]
       return jax.lax.scan(step, cache, tokens.T)[1]  # [T, B, V]
-    logits[impl] = decode(variables, batch.get('inputs'))
+    logits[name] = decode(variables, batch.get('inputs'))
   scale = float(jnp.max(jnp.abs(logits['xla'])))
-  assert float(jnp.max(jnp.abs(logits['pallas'] - logits['xla']))) / scale < 1e-5
+  assert float(jnp.max(jnp.abs(logits[impl] - logits['xla']))) / scale < 1e-5
 
 
 def test_bfloat16_in_and_out():

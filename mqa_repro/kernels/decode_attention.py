@@ -107,7 +107,7 @@ def _default_interpret() -> bool:
 
 def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None = None,
                      mask: Array | None = None, beams: int = 1, block_k: int | None = None,
-                     interpret: bool | None = None, num_warps: int = 4,
+                     interpret: bool | None = None, num_warps: int | None = None,
                      num_stages: int = 2, tensor_cores: bool | None = None) -> Array:
   """Softmax attention of one query token per hypothesis against a K/V cache.
 
@@ -139,8 +139,12 @@ def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None
   use_dot = use_dot and min(hd, vd) >= 16            # tensor cores need >= 16 along every dot axis
   if use_dot:
     mp = max(mp, 16)                                  # Triton's smallest dot tile
+  # Defaults from `mqa-repro bench --kernels` on an H100 (H = V = 128, 1024 rows): the dot path at
+  # 64 slots x 4 warps, the CUDA-core path (multi-head, M = 1) at 32 slots x 2 warps.
   if block_k is None:                                 # CUDA-core path: keep [Mp, bk, H] in registers
-    block_k = 64 if use_dot else max(16, 8192 // (mp * max(hd, vd)))
+    block_k = 64 if use_dot else max(16, 4096 // (mp * max(hd, vd)))
+  if num_warps is None:
+    num_warps = 4 if use_dot else 2
   bk = min(_prev_pow2(block_k), _prev_pow2(slots))
 
   # [B·W, K, G, H] -> [B, K, W·G, H] (a reshape when W = 1), padded to Mp rows
