@@ -262,16 +262,19 @@ def time_train(variant: str, size: str, batch: int, length: int, log) -> dict[st
 def provenance(argv: Sequence[str] | None = None, prog: str = 'mqa-repro bench') -> dict[str, Any]:
   import flax
   import optax
-  try:
-    commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip() or None
-    dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':!results'],
-                                capture_output=True, text=True, cwd=Path(__file__).resolve().parent,
-                                timeout=10).stdout.strip())
-  except (OSError, subprocess.SubprocessError):
-    commit, dirty = os.environ.get('MQA_REPRO_COMMIT'), None
-  if not (commit and len(commit) == 40 and all(ch in '0123456789abcdef' for ch in commit)):
-    commit, dirty = os.environ.get('MQA_REPRO_COMMIT'), None  # a copy of the tree without .git
+  commit, dirty = os.environ.get('MQA_REPRO_COMMIT'), None  # set by whoever copied the tree over
+  if not commit:                                             # (a copied .git may be stale)
+    here = Path(__file__).resolve().parent
+    try:
+      commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                              cwd=here, timeout=10).stdout.strip() or None
+      dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.',
+                                   ':!results'], capture_output=True, text=True, cwd=here,
+                                  timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+      commit = None
+    if not (commit and len(commit) == 40 and all(ch in '0123456789abcdef' for ch in commit)):
+      commit, dirty = None, None
   dev = jax.devices()[0]
   return {'device': dev.device_kind, 'device_count': jax.device_count(), 'platform': dev.platform,
           'jax': jax.__version__, 'flax': flax.__version__, 'optax': optax.__version__,

@@ -151,6 +151,16 @@ def main(argv: Sequence[str]) -> int:
   single = run_layout(exact, 'single', batches) if jax.process_count() == 1 else None
   base = run_layout(config, 'single', synthetic_batches(config, 2)) if jax.process_count() == 1 \
       else None
+  def save(stage: str) -> None:  # progress line + partial JSON, so a run cut short keeps its checks
+    if jax.process_index() == 0:
+      print(f'parallel_check: {stage} done', flush=True)
+      if args.out:
+        from pathlib import Path
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+  if single is not None:
+    result['single_float32'] = single
+  save('1-device baselines')
   for layout in [l for l in args.layouts.split(',') if l]:
     r = run_layout(exact, layout, batches)
     if single is not None:
@@ -164,16 +174,11 @@ def main(argv: Sequence[str]) -> int:
         'single_device_tokens_per_s': base['tokens_per_s'] if base else None,
         'scaling_efficiency': (speed['tokens_per_s'] / (base['tokens_per_s'] * speed['devices'])
                                if base else None)}
-  if single is not None:
-    result['single_float32'] = single
+    save(layout)
   result['decode'] = decode_check(config, args.decode_batch, 64, 64)
-  text = json.dumps(result, indent=1)
+  save('decode')
   if jax.process_index() == 0:
-    print(text)
-    if args.out:
-      from pathlib import Path
-      Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-      Path(args.out).write_text(text)
+    print(json.dumps(result, indent=1))
   return 0
 
 
