@@ -356,7 +356,45 @@ def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Pat
         ratios.append(f'{kind} {a / b:.1f}× (paper {PAPER_TABLE2["mha"][pk] / PAPER_TABLE2["mqa"][pk]:.1f}×)')
     if ratios:
       setting.append(f"- **Multi-head / multi-query decoder time**: {', '.join(ratios)}.")
+    seq = [f"{(ours[v].get('label') or v)} {fmt_sig(ours[v]['greedy_sequential_roofline_us_per_token'])} "
+           f"({fmt(ours[v].get('greedy_sequential_roofline_fraction'))})"
+           for v in ours if ours[v].get('greedy_sequential_roofline_us_per_token')]
+    if seq:
+      setting.append('- **Sequential roofline** (greedy; the dense matmuls and attention run as separate '
+                     'kernels, so their bounds add): µs/token (fraction reached) ' + ', '.join(seq) + '.')
+    for impl in sorted({k[len('greedy_decoder_us_per_token_'):] for e in ours.values() for k in e
+                        if k.startswith('greedy_decoder_us_per_token_')}):
+      alt = [f"{(e.get('label') or v)} {fmt_sig(e[f'greedy_decoder_us_per_token_{impl}'])} "
+             f"({fmt(e.get(f'greedy_roofline_fraction_{impl}'))} / "
+             f"{fmt(e.get(f'greedy_sequential_roofline_fraction_{impl}'))})"
+             for v, e in ours.items() if e.get(f'greedy_decoder_us_per_token_{impl}')]
+      setting.append(f'- **Greedy decoder with `--attention-impl {impl}`**: µs/token (fraction of the '
+                     f'roofline / of the sequential roofline) ' + ', '.join(alt) + '.')
   return setting, _md_table(header, md), path
+
+
+def kernel_table(bench: dict) -> list[str]:
+  """Decode attention alone (`bench --kernels`): XLA, the kernel's defaults and its best tuning."""
+  cases: dict[str, dict] = {}
+  for r in bench.get('kernels') or []:
+    if 'us' not in r:
+      continue
+    c = cases.setdefault(r['case'], {})
+    if r['impl'] == 'xla':
+      c['xla'] = r
+    elif not r['tuning']:
+      c['default'] = r
+    if r['impl'] != 'xla' and ('best' not in c or r['us'] < c['best']['us']):
+      c['best'] = r
+  rows = []
+  for name, c in cases.items():
+    cell_of = lambda r: f"{fmt_sig(r['us'])} µs ({100 * r['copy_fraction']:.0f}%)" if r else '–'
+    best = c.get('best')
+    rows.append([name, cell_of(c.get('xla')), cell_of(c.get('default')), cell_of(best),
+                 ', '.join(f'{k}={v}' for k, v in (best or {}).get('tuning', {}).items()) or 'defaults'])
+  if not rows:
+    return []
+  return _md_table(['case', 'XLA einsums', "Pallas (the run's defaults)", 'Pallas (best)', 'best tuning'], rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -468,6 +506,10 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
   setting, lines, path = table2(bench, results)
   md += ['## Table 2 — amortized µs per output token (training; greedy and beam-4 encoder + decoder)', '']
   md += setting + [''] + lines + ['']
+  kernels = kernel_table(bench or {})
+  if kernels:
+    md += ['### Decode attention alone (`mqa-repro bench --kernels`): µs per call (% of copy bandwidth '
+           'for the bytes it must move)', ''] + kernels + ['']
   written.append(path)
 
   groups = _eval_groups(by_task['lm']) or [(None, None)]

@@ -2,16 +2,36 @@
 
 Each source file keeps its own provenance; results/gpu/bench.json takes the decoder columns from the
 decode run and the training columns from the training run, and lists both sources.
+A run with another decode-attention path (`bench --attention-impl pallas`) adds its greedy columns
+with the suffix `_<impl>`; rows measured before the sequential roofline existed get it computed from
+the same dimensions and the run's own measured hardware (mqa_repro.bench.roofline).
 usage: python scripts/collect_gpu_results.py --decode D.json --train T.json [--train-override T2.json]
-       [--sweeps S.json] [--profile P.json] --out results/gpu/bench.json
+       [--greedy-alt A.json] [--sweeps S.json] [--profile P.json] [--kernels K.json]
+       --out results/gpu/bench.json
 """
 
 import argparse
 import json
+import statistics
 from pathlib import Path
+
+from mqa_repro import bench
 
 TRAIN_KEYS = ('train_batch', 'train_len', 'train_step_s', 'train_us_per_token', 'train_model_flops',
               'train_mfu_vs_measured_peak', 'train_mfu_vs_datasheet')
+
+
+def add_sequential(row: dict, setting: dict, hw: dict) -> None:
+  """Greedy sequential-roofline columns for a row that lacks them (same formula as bench)."""
+  if 'greedy_decoder_ms_per_step' not in row or 'greedy_sequential_roofline_fraction' in row:
+    return
+  spec = bench.bench_spec(row['variant'], setting['size'])
+  t, b = setting['target_len'], setting['batch']
+  live = statistics.mean(min(i + 1, spec.window or i + 1) for i in range(t))
+  roof = bench.roofline(bench.decoder_step_cost(spec, b, b, setting['source_len'], live), hw)
+  row['greedy_sequential_roofline_us_per_token'] = roof['sequential_seconds'] / b * 1e6
+  row['greedy_sequential_roofline_fraction'] = (roof['sequential_seconds']
+                                                / (row['greedy_decoder_ms_per_step'] / 1e3))
 
 
 def main() -> None:
@@ -19,6 +39,8 @@ def main() -> None:
   p.add_argument('--decode', required=True)
   p.add_argument('--train', required=True)
   p.add_argument('--train-override', action='append', default=[])
+  p.add_argument('--greedy-alt', action='append', default=[])
+  p.add_argument('--kernels')
   p.add_argument('--sweeps')
   p.add_argument('--profile')
   p.add_argument('--out', required=True)
@@ -35,6 +57,25 @@ def main() -> None:
       train[r['variant']] = r
   for row in decode['table2']:
     row.update({k: train[row['variant']][k] for k in TRAIN_KEYS if k in train.get(row['variant'], {})})
+  for row in decode['table2']:
+    add_sequential(row, decode['setting'], decode['hardware'])
+  for i, path in enumerate(a.greedy_alt):
+    alt = json.load(open(path))
+    impl = alt['setting'].get('attention_impl', f'alt{i}')
+    sources[f'greedy_{impl}'] = {'file': Path(path).name, 'provenance': alt['provenance'],
+                                 'hardware': alt['hardware']}
+    by_variant = {r['variant']: r for r in alt['table2']}
+    for row in decode['table2']:
+      r = by_variant.get(row['variant'])
+      if r:
+        add_sequential(r, alt['setting'], alt['hardware'])
+        row.update({f'{k}_{impl}': v for k, v in r.items() if k.startswith('greedy_decoder')
+                    or k.startswith('greedy_roofline') or k.startswith('greedy_sequential')})
+  if a.kernels:
+    k = json.load(open(a.kernels))
+    decode['kernels'] = k['kernels']
+    sources['kernels'] = {'file': Path(a.kernels).name, 'provenance': k['provenance'],
+                          'hardware': k['hardware']}
   if a.sweeps:
     s = json.load(open(a.sweeps))
     decode['sweeps'] = s['sweeps']

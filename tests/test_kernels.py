@@ -14,7 +14,7 @@ from mqa_repro import model as mdl
 from mqa_repro.attention import Attention, attend
 from mqa_repro.kernels import decode_attention
 
-H = 16  # >= 16: the tensor-core path runs for M >= 8, compiled or interpreted
+H = 16  # >= 16: the tensor-core path runs for M >= 4, compiled or interpreted
 
 
 def _qkv(b, w, slots, kv, g, seed=0, dtype=jnp.float32):
@@ -54,7 +54,7 @@ def _kernel(**static):
       q, k, v, length=length, mask=mask, **static))
 
 
-# MHA, GQA, MQA (M = G = 8: the tensor-core path); a ragged last block (S = 11), and bk > S
+# MHA, GQA, MQA (M = G >= 4: the tensor-core path); a ragged last block (S = 11), and bk > S
 @pytest.mark.parametrize('kv,g,slots,block_k', [(4, 1, 11, 4), (2, 2, 11, 4), (1, 4, 11, 4),
                                                 (1, 8, 11, 4), (1, 8, 13, 16)])
 def test_self_attention_reads_only_the_live_prefix(kv, g, slots, block_k):

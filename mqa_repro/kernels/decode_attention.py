@@ -28,8 +28,12 @@ NaN/inf).
 
 GPU notes (Triton lowering): every loaded block must have a power-of-2 size, so H and V must be
 powers of 2 (>= 16 for the tensor-core path) and M is padded up to Mp (a few bytes per row: q is one
-token, K/V are S tokens). Rows with Mp >= 8 use tensor-core dots (Mp padded to 16, Triton's minimum);
-Mp <= 4 (multi-head, small groups) multiplies and reduces on the CUDA cores instead. The kernel is
+token, K/V are S tokens). Rows with M >= 4 use tensor-core dots (Mp padded to 16, Triton's minimum);
+M <= 2 (multi-head, small groups) multiplies and reduces on the CUDA cores instead. On an H100 at the
+paper's shapes (`mqa-repro bench --kernels`, results/gpu/h100_kernels.json) the CUDA-core path reads a
+multi-head cache at 87% of copy bandwidth (16 slots, 1 warp) and the XLA einsums at 48%, because only
+the live prefix is read; multi-query rows (M = 8) reach about 50%: 1024 programs of 64-128 KB each are
+too short to hide the memory latency. The kernel is
 single-pass (one program per (b, k), no split over S): enough parallelism at the paper's batch
 (B·K >= 1024 programs); very long caches at tiny batch would want a split-S variant.
 """
@@ -121,7 +125,7 @@ def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None
   Returns [B·W, K, G, V] in v.dtype; equals ``attention.attend`` with T = 1.
   interpret: run the Pallas interpreter (default: on CPU only).
   tensor_cores: force the dot (True; M padded to 16) or the CUDA-core (False) inner products;
-    default: dots when M >= 8. block_k, num_warps, num_stages: tuning (``mqa-repro bench --kernels``).
+    default: dots when M >= 4. block_k, num_warps, num_stages: tuning (``mqa-repro bench --kernels``).
   """
   bw, kh, g, hd = q.shape
   b, slots, kh2, vd = v.shape
@@ -135,16 +139,16 @@ def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None
                      f"compiled (Triton) kernel; use attention_impl='xla' for these dimensions")
   m = beams * g
   mp = _next_pow2(m)
-  use_dot = mp >= 8 if tensor_cores is None else tensor_cores
+  use_dot = mp >= 4 if tensor_cores is None else tensor_cores
   use_dot = use_dot and min(hd, vd) >= 16            # tensor cores need >= 16 along every dot axis
   if use_dot:
     mp = max(mp, 16)                                  # Triton's smallest dot tile
-  # Defaults from `mqa-repro bench --kernels` on an H100 (H = V = 128, 1024 rows): the dot path at
-  # 64 slots x 4 warps, the CUDA-core path (multi-head, M = 1) at 32 slots x 2 warps.
+  # Defaults: the fastest tunings of `mqa-repro bench --kernels` on an H100 (H = V = 128, 1024 rows):
+  # dots at 64 slots x 4 warps, the CUDA-core path (multi-head, M = 1) at 16 slots x 1 warp.
   if block_k is None:                                 # CUDA-core path: keep [Mp, bk, H] in registers
-    block_k = 64 if use_dot else max(16, 4096 // (mp * max(hd, vd)))
+    block_k = 64 if use_dot else max(16, 2048 // (mp * max(hd, vd)))
   if num_warps is None:
-    num_warps = 4 if use_dot else 2
+    num_warps = 4 if use_dot else 1
   bk = min(_prev_pow2(block_k), _prev_pow2(slots))
 
   # [B·W, K, G, H] -> [B, K, W·G, H] (a reshape when W = 1), padded to Mp rows

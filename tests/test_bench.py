@@ -1,0 +1,88 @@
+"""bench: the roofline's byte/FLOP accounting, and the CLI at tiny size on CPU writing valid JSON that
+the tables generator reads."""
+
+import json
+import math
+
+import pytest
+
+from mqa_repro import bench, cli, tables
+
+HW = {'copy_GBps': 1000.0, 'matmul_TFLOPs': 100.0}
+
+
+def test_kv_bytes_scale_with_kv_heads_and_only_live_slots_count():
+  mha, mqa = bench.bench_spec('mha', 'paper'), bench.bench_spec('mqa', 'paper')
+  assert (mha.num_heads, mha.num_kv_heads, mqa.num_kv_heads) == (8, 8, 1)
+  a = bench.decoder_step_cost(mha, 1024, 1024, 128, live=64)
+  b = bench.decoder_step_cost(mqa, 1024, 1024, 128, live=64)
+  # K/V traffic is proportional to the kv heads: h/g = 8 times less for multi-query
+  assert a['self_kv_bytes'] == 8 * b['self_kv_bytes'] and a['cross_kv_bytes'] == 8 * b['cross_kv_bytes']
+  # one position of one layer's K and V (H = V = 128, bf16) per hypothesis and kv head
+  assert b['self_kv_bytes'] == 1024 * 64 * 1 * (128 + 128) * 2 * mqa.decoder_layers
+  half = bench.decoder_step_cost(mqa, 1024, 1024, 128, live=32)
+  assert half['self_kv_bytes'] * 2 == b['self_kv_bytes']
+  assert half['weight_bytes'] == b['weight_bytes'] and half['cross_kv_bytes'] == b['cross_kv_bytes']
+  # beam search: 4 hypotheses per sentence read the sentence's memory once
+  beam = bench.decoder_step_cost(mqa, 1024, 256, 128, live=64)
+  assert beam['cross_kv_bytes'] * 4 == b['cross_kv_bytes']
+
+
+def test_roofline_and_its_sequential_bound():
+  cost = {'bytes': 3e9, 'weight_bytes': 1e9, 'self_kv_bytes': 1e9, 'cross_kv_bytes': 1e9,
+          'flops': 2e11 + 1e9, 'dense_flops': 2e11, 'attention_flops': 1e9}
+  r = bench.roofline(cost, HW)
+  # whole step: max(3 ms of bytes, 2.01 ms of math); sequential: dense 2 ms (math) + K/V 2 ms (bytes)
+  assert r['bound'] == 'memory' and math.isclose(r['seconds'], 3e-3)
+  assert math.isclose(r['sequential_seconds'], 2e-3 + 2e-3)
+  assert r['seconds'] <= r['sequential_seconds'] <= r['memory_seconds'] + r['compute_seconds']
+
+
+def test_paper_memory_arithmetic_ratios():
+  # PAPER.md section 3 at d = 1024, h = 8, n = 128, b = 1024
+  r = bench.paper_ratio(bench.bench_spec('mha', 'paper'), batch=1024, n=128)
+  assert r['multi_head'] == pytest.approx(128 / 1024 + 1 / 1024)
+  assert r['multi_query'] == pytest.approx(1 / 1024 + 128 / (1024 * 8) + 1 / 1024)
+
+
+def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
+  out = tmp_path / 'bench.json'
+  assert cli.main(['bench', '--size', 'tiny', '--variants', 'mqa', '--lengths', '8',
+                   '--batches', '2', '--kv-heads', '1,2', '--out', str(out)]) == 0
+  result = json.loads(out.read_text())
+  prov = result['provenance']
+  for key in ('device', 'jax', 'flax', 'git_commit', 'date_utc'):
+    assert key in prov
+  assert '--size tiny' in prov['command']
+  assert result['hardware']['copy_GBps'] > 0 and result['hardware']['matmul_TFLOPs'] > 0
+  [row] = result['table2']
+  assert row['variant'] == 'mqa' and row['g'] == 1
+  for key in ('greedy_encoder_us_per_token', 'greedy_decoder_us_per_token', 'beam_decoder_us_per_token',
+              'beam_decoder_us_per_hypothesis', 'train_us_per_token', 'greedy_roofline_fraction',
+              'greedy_sequential_roofline_fraction', 'beam_roofline_fraction'):
+    assert math.isfinite(row[key]) and row[key] > 0, key
+  assert row['greedy_sequential_roofline_us_per_token'] >= row['greedy_roofline_us_per_token']
+  sweeps = result['sweeps']
+  assert [p['x'] for p in sweeps['length']] == [8]
+  assert [p['x'] for p in sweeps['batch']] == [2]
+  assert [p['x'] for p in sweeps['kv_heads']] == [1, 2]
+  assert all(p['us_per_token'] > 0 and p['roofline_us_per_token'] > 0 for k in sweeps for p in sweeps[k])
+  setting, lines, csv = tables.table2(result, tmp_path)
+  assert any('Multi-query' in l or 'multi-query' in l for l in lines)
+  assert csv.is_file()
+
+
+def test_bench_kernels_tiny_times_xla_and_the_kernel(tmp_path):
+  out = tmp_path / 'kernels.json'
+  assert cli.main(['bench', '--size', 'tiny', '--kernels', '--out', str(out)]) == 0
+  rows = json.loads(out.read_text())['kernels']
+  assert {r['impl'] for r in rows} == {'xla', 'pallas'}
+  assert {r['case'] for r in rows} == {c[0] for c in bench.KERNEL_CASES['tiny']}
+  assert all(r['us'] > 0 and r['GBps'] > 0 for r in rows)
+  assert 'table2' not in json.loads(out.read_text())  # --kernels runs the microbenchmark alone
+
+
+def test_bad_sweep_points_name_the_flag(capsys):
+  with pytest.raises(SystemExit):
+    cli.main(['bench', '--size', 'tiny', '--lengths', '8,x'])
+  assert '--lengths' in capsys.readouterr().err
