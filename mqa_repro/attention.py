@@ -33,8 +33,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from mqa_repro.config import ATTENTION_IMPLS as IMPLS
+
 Array = jax.Array
-IMPLS = ('xla', 'pallas', 'pallas_all')
 _NEG = -1e30  # masked logit: exp underflows to exactly 0 in float32, and a fully masked row stays finite
 
 

@@ -138,7 +138,7 @@ def roofline(cost: dict[str, float], hw: dict[str, Any]) -> dict[str, float]:
 # The model pieces under test.
 
 
-ATTENTION_IMPL = 'xla'  # decode attention path of every bench_spec (--attention-impl; attention.IMPLS)
+ATTENTION_IMPL = 'xla'  # decode attention path of every bench_spec (--attention-impl; config.ATTENTION_IMPLS)
 
 
 def bench_spec(variant: str, size: str, **overrides) -> mdl.ModelSpec:
@@ -333,31 +333,38 @@ def _bench_greedy(row, model, params, spec, inputs, hw, s) -> None:
   row['greedy_encoder_us_per_token'] = enc_s / (b * src_len) * 1e6
   row['greedy_decoder_us_per_token'] = greedy_s / (tgt * b) * 1e6
   row['greedy_decoder_ms_per_step'] = greedy_s / tgt * 1e3
+  row.update(greedy_roofline(spec, s, hw, greedy_s / tgt))
 
-  # roofline over the T steps: step t attends to min(t + 1, window) live positions
-  lives = [min(t + 1, spec.window or t + 1) for t in range(tgt)]
-  cost = decoder_step_cost(spec, b, b, src_len, statistics.mean(lives))
+
+def mean_live(spec: mdl.ModelSpec, target_len: int) -> float:
+  """Live self-attention positions averaged over T steps: step t reads min(t + 1, window)."""
+  return statistics.mean(min(t + 1, spec.window or t + 1) for t in range(target_len))
+
+
+def greedy_roofline(spec: mdl.ModelSpec, s: dict[str, int], hw: dict[str, Any],
+                    step_seconds: float) -> dict[str, Any]:
+  """The greedy decoder's roofline columns for a measured step time at setting `s`."""
+  b = s['batch']
+  cost = decoder_step_cost(spec, b, b, s['source_len'], mean_live(spec, s['target_len']))
   roof = roofline(cost, hw)
-  measured_step = greedy_s / tgt
-  row.update({'greedy_step_bytes': cost['bytes'], 'greedy_step_flops': cost['flops'],
-              'greedy_roofline_us_per_token': roof['seconds'] / b * 1e6, 'greedy_bound': roof['bound'],
-              'greedy_roofline_fraction': roof['seconds'] / measured_step,
-              'greedy_sequential_roofline_us_per_token': roof['sequential_seconds'] / b * 1e6,
-              'greedy_sequential_roofline_fraction': roof['sequential_seconds'] / measured_step,
-              'greedy_achieved_GBps': cost['bytes'] / measured_step / 1e9,
-              'greedy_achieved_TFLOPs': cost['flops'] / measured_step / 1e12})
+  return {'greedy_step_bytes': cost['bytes'], 'greedy_step_flops': cost['flops'],
+          'greedy_roofline_us_per_token': roof['seconds'] / b * 1e6, 'greedy_bound': roof['bound'],
+          'greedy_roofline_fraction': roof['seconds'] / step_seconds,
+          'greedy_sequential_roofline_us_per_token': roof['sequential_seconds'] / b * 1e6,
+          'greedy_sequential_roofline_fraction': roof['sequential_seconds'] / step_seconds,
+          'greedy_achieved_GBps': cost['bytes'] / step_seconds / 1e9,
+          'greedy_achieved_TFLOPs': cost['flops'] / step_seconds / 1e12}
 
 
 def _bench_beam(row, model, params, spec, inputs, hw, s) -> None:
   src_len, tgt = s['source_len'], s['target_len']
-  lives = [min(t + 1, spec.window or t + 1) for t in range(tgt)]
   bb, w = s['beam_batch'], s['beam']
   beam_inputs = inputs[:bb]
   beam_enc_s = time_encoder(model, params, beam_inputs)
   memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, beam_inputs)
   beam_step = time_beam(model, params, memory, beam_inputs, tgt, w) / tgt
   del memory
-  bcost = decoder_step_cost(spec, bb * w, bb, src_len, statistics.mean(lives))
+  bcost = decoder_step_cost(spec, bb * w, bb, src_len, mean_live(spec, tgt))
   broof = roofline(bcost, hw)
   row.update({'beam_batch': bb, 'beam_size': w,
               'beam_encoder_us_per_token': beam_enc_s / (bb * src_len) * 1e6,
@@ -571,7 +578,7 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--profile', default=None, help='trace one greedy decode per variant here')
   parser.add_argument('--parts', default=','.join(PARTS), help='Table 2 columns to time')
   parser.add_argument('--out', default=None, help='JSON path (default results/<device>/bench.json)')
-  parser.add_argument('--attention-impl', default='xla', choices=('xla', 'pallas', 'pallas_all'),
+  parser.add_argument('--attention-impl', default='xla', choices=cfg.ATTENTION_IMPLS,
                       help="decode attention: XLA einsums or the Pallas kernel (mqa_repro.kernels)")
   parser.add_argument('--kernels', action='store_true',
                       help='only the decode-attention microbenchmark (XLA vs Pallas tunings)')

@@ -23,6 +23,10 @@ from typing import Any, Sequence
 
 import ml_collections
 
+# Decode attention paths (Attention.impl): 'xla' einsums, the reference; 'pallas' the kernel for
+# self-attention steps; 'pallas_all' the kernel for cross-attention too.
+ATTENTION_IMPLS = ('xla', 'pallas', 'pallas_all')
+
 # --------------------------------------------------------------------------------------------------
 # Rows of the paper's Tables 1 and 3 (plus grouped-query rows), as data.
 
@@ -305,8 +309,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ValueError(f"config.model.{field} must be in [0, 1), got {m[field]!r}")
   if m.dtype not in ('float32', 'bfloat16', 'float16'):
     raise ValueError(f"config.model.dtype must be float32, bfloat16 or float16, got {m.dtype!r}")
-  if m.get('attention_impl', 'xla') not in ('xla', 'pallas', 'pallas_all'):
-    raise ValueError(f"config.model.attention_impl must be 'xla', 'pallas' or 'pallas_all', "
+  if m.get('attention_impl', 'xla') not in ATTENTION_IMPLS:
+    raise ValueError(f"config.model.attention_impl must be one of {ATTENTION_IMPLS}, "
                      f"got {m.attention_impl!r}")
   if c.data.max_length > m.max_length:
     raise ValueError(f"config.data.max_length ({c.data.max_length}) exceeds the position table "

@@ -50,7 +50,7 @@ class ModelSpec:
   norm_eps: float = 1e-6
   dtype: str = 'float32'
   param_dtype: str = 'float32'
-  attention_impl: str = 'xla'   # decode steps: 'xla' | 'pallas' | 'pallas_all' (attention.IMPLS)
+  attention_impl: str = 'xla'   # decode steps: 'xla' | 'pallas' | 'pallas_all' (config.ATTENTION_IMPLS)
 
   @classmethod
   def from_config(cls, m: ml_collections.ConfigDict, **overrides: Any) -> 'ModelSpec':

@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -132,7 +133,31 @@ def decode_check(config, batch: int, src_len: int, tgt_len: int) -> dict[str, An
           **results}
 
 
+def compare(base: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+  """A multi-process run's checks against a 1-process run's 1-device baselines (which a
+  multi-process run cannot measure itself): relative loss gap and throughput scaling."""
+  single = base['single_float32']['losses']
+  one_gpu = next(c['single_device_tokens_per_s'] for c in base['checks'].values()
+                 if c.get('single_device_tokens_per_s'))
+  out: dict[str, Any] = {}
+  for name, c in run['checks'].items():
+    if 'losses' in c:
+      out[name] = {'max_rel_loss_diff': float(np.max(np.abs(np.array(c['losses']) - single)
+                                                     / np.abs(single)))}
+    elif 'tokens_per_s' in c:
+      n = run['checks'][name.rsplit('_', 1)[0] + '_float32']['devices']
+      out[name] = {'tokens_per_s': c['tokens_per_s'], 'single_device_tokens_per_s': one_gpu,
+                   'scaling_efficiency': c['tokens_per_s'] / (one_gpu * n)}
+  return out
+
+
 def main(argv: Sequence[str]) -> int:
+  if argv[:1] == ['--compare']:
+    if len(argv) != 3:
+      print('usage: python -m mqa_repro.parallel_check --compare BASE.json RUN.json', file=sys.stderr)
+      return 2
+    print(json.dumps(compare(*(json.loads(Path(f).read_text()) for f in argv[1:])), indent=1))
+    return 0
   import jax.experimental.multihost_utils  # noqa: F401  (decode_check gathers across processes)
   from mqa_repro.bench import provenance
   parser = argparse.ArgumentParser(prog='python -m mqa_repro.parallel_check', description=__doc__)
@@ -155,7 +180,6 @@ def main(argv: Sequence[str]) -> int:
     if jax.process_index() == 0:
       print(f'parallel_check: {stage} done', flush=True)
       if args.out:
-        from pathlib import Path
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1))
   if single is not None:

@@ -12,7 +12,6 @@ usage: python scripts/collect_gpu_results.py --decode D.json --train T.json [--t
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 from mqa_repro import bench
@@ -22,16 +21,10 @@ TRAIN_KEYS = ('train_batch', 'train_len', 'train_step_s', 'train_us_per_token', 
 
 
 def add_sequential(row: dict, setting: dict, hw: dict) -> None:
-  """Greedy sequential-roofline columns for a row that lacks them (same formula as bench)."""
-  if 'greedy_decoder_ms_per_step' not in row or 'greedy_sequential_roofline_fraction' in row:
-    return
-  spec = bench.bench_spec(row['variant'], setting['size'])
-  t, b = setting['target_len'], setting['batch']
-  live = statistics.mean(min(i + 1, spec.window or i + 1) for i in range(t))
-  roof = bench.roofline(bench.decoder_step_cost(spec, b, b, setting['source_len'], live), hw)
-  row['greedy_sequential_roofline_us_per_token'] = roof['sequential_seconds'] / b * 1e6
-  row['greedy_sequential_roofline_fraction'] = (roof['sequential_seconds']
-                                                / (row['greedy_decoder_ms_per_step'] / 1e3))
+  """Greedy roofline columns (the sequential one included) for a row measured before they existed."""
+  if 'greedy_decoder_ms_per_step' in row and 'greedy_sequential_roofline_fraction' not in row:
+    row.update(bench.greedy_roofline(bench.bench_spec(row['variant'], setting['size']), setting, hw,
+                                     row['greedy_decoder_ms_per_step'] / 1e3))
 
 
 def main() -> None:

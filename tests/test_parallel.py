@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ARGS = ['-m', 'mqa_repro.parallel_check', '--config', 'configs/wmt_mqa.py:tiny', '--steps', '2',
         '--layouts', 'data', '--decode-batch', '4']
@@ -42,3 +43,14 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
   assert a['processes'] == 1 and b['processes'] == 2 and a['devices'] == b['devices'] == 2
   np.testing.assert_allclose(b['losses'], a['losses'], rtol=1e-6)
   assert a['losses_match'] and multi['decode']['identical_hypotheses']
+
+
+def test_compare_a_multiprocess_run_with_the_one_process_baselines():
+  from mqa_repro.parallel_check import compare
+  base = {'single_float32': {'losses': [2.0, 1.0]},
+          'checks': {'data_bfloat16': {'tokens_per_s': 180.0, 'single_device_tokens_per_s': 100.0}}}
+  run = {'checks': {'data_float32': {'losses': [2.0, 1.001], 'devices': 2},
+                    'data_bfloat16': {'tokens_per_s': 150.0}}}
+  got = compare(base, run)
+  assert got['data_float32']['max_rel_loss_diff'] == pytest.approx(1e-3)
+  assert got['data_bfloat16']['scaling_efficiency'] == pytest.approx(0.75)
