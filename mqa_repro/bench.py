@@ -208,7 +208,11 @@ def time_beam(model, params, memory, inputs, target_len: int, beam: int) -> floa
 def time_steps(model, params, batch: int, source_len: int, live: int, steps: int = 8) -> float:
   """Seconds per decoder step with `live` positions already in a cache of `live + steps` slots."""
   inputs = jnp.full((batch, source_len), 5, jnp.int32)
-  memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, inputs)
+  # The step's cost does not depend on the memory's values: a zero K/V of the encoder's shapes (all
+  # source positions valid) saves compiling the encoder for every sweep point.
+  memory = jax.tree_util.tree_map(lambda a: jnp.ones(a.shape, a.dtype) if a.dtype == jnp.bool_
+                                  else jnp.zeros(a.shape, a.dtype),
+                                  jax.eval_shape(lambda p, x: encode_memory(model, p, x), params, inputs))
 
   def run(p, mem):
     cache = _empty_cache(model, p, mem, inputs, batch, live + steps, index=live)
@@ -221,8 +225,10 @@ def time_steps(model, params, batch: int, source_len: int, live: int, steps: int
   return median_time(run, params, memory, repeats=3) / steps
 
 
-def time_train(variant: str, size: str, batch: int, length: int, log) -> dict[str, float]:
-  """One training step at batch x (length + length) tokens, halving the batch until it fits."""
+def time_train(variant: str, size: str, batch: int, length: int, log,
+               profile_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+  """One training step at batch x (length + length) tokens, halving the batch until it fits; with
+  `profile_dir`, two more steps are traced and summarised (`train_profile`)."""
   from mqa_repro.train import Trainer
   while batch >= 1:
     c = cfg.row_config('translate', variant, size)
@@ -249,11 +255,21 @@ def time_train(variant: str, size: str, batch: int, length: int, log) -> dict[st
           state, out = compiled(state, data, tr.base_rng)
           jax.block_until_ready(state)
           times.append(time.perf_counter() - start)
+        if profile_dir:
+          with jax.profiler.trace(str(Path(profile_dir) / f'train_{variant}'),
+                                  create_perfetto_trace=True):
+            for _ in range(2):
+              state, out = compiled(state, data, tr.base_rng)
+            jax.block_until_ready(state)
       spec = mdl.ModelSpec.from_config(c.model)
       step_s = statistics.median(times)
-      return {'train_batch': batch, 'train_len': length, 'train_step_s': step_s,
-              'train_us_per_token': step_s / (batch * length) * 1e6,
-              'train_model_flops': mdl.train_flops(spec, batch, length, length)}
+      row = {'train_batch': batch, 'train_len': length, 'train_step_s': step_s,
+             'train_us_per_token': step_s / (batch * length) * 1e6,
+             'train_model_flops': mdl.train_flops(spec, batch, length, length)}
+      if profile_dir:
+        row['train_profile'] = summarize_trace(
+            trace_kernel_totals(Path(profile_dir) / f'train_{variant}'), 2, step_s, top=20)
+      return row
     except Exception as e:  # resource exhaustion: try a smaller batch and scale per token
       if 'RESOURCE_EXHAUSTED' not in str(e) and 'out of memory' not in str(e).lower():
         raise
@@ -294,7 +310,7 @@ PARTS = ('greedy', 'beam', 'train')
 
 
 def bench_variant(variant: str, size: str, hw: dict[str, Any], log,
-                  parts: Sequence[str] = PARTS) -> dict[str, Any]:
+                  parts: Sequence[str] = PARTS, profile_dir: str | None = None) -> dict[str, Any]:
   s = SETTINGS[size]
   spec = bench_spec(variant, size)
   model = mdl.Transformer(spec)
@@ -309,8 +325,15 @@ def bench_variant(variant: str, size: str, hw: dict[str, Any], log,
   if 'beam' in parts:
     _bench_beam(row, model, params, spec, inputs, hw, s)
   if 'train' in parts:
-    row.update(time_train(variant, size, s['train_batch'], s['train_len'], log))
+    row.update(time_train(variant, size, s['train_batch'], s['train_len'], log, profile_dir))
     peak = hw['matmul_TFLOPs'] * 1e12
+    if 'train_profile' in row:  # model FLOPs (all matmuls) over the matmul kernels' device time
+      matmul_us = row['train_profile']['categories'].get('matmul', {}).get('us_per_step')
+      row['train_profile']['matmul_TFLOPs'] = (
+          row['train_model_flops'] / (matmul_us * 1e-6) / 1e12 if matmul_us else None)
+      log(f'bench: train profile {variant}: ' + '; '.join(
+          f"{c} {v['us_per_step'] / 1e3:.1f} ms" for c, v in row['train_profile']['categories'].items())
+          + f" of {row['train_step_s'] * 1e3:.1f} ms wall")
     row['train_mfu_vs_measured_peak'] = row['train_model_flops'] / row['train_step_s'] / peak
     from mqa_repro.train import PEAK_FLOPS
     datasheet = next((f for name, f in PEAK_FLOPS.items() if name.lower() in hw['device'].lower()),
@@ -385,6 +408,7 @@ def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
   out = {'length': [], 'batch': [], 'kv_heads': []} if out is None else out
 
   last: dict[str, Any] = {}  # the previous point's params, reused while the spec is unchanged
+  timed: dict[tuple, float] = {}
 
   def point(kind, variant, x, spec, batch, live):
     model = mdl.Transformer(spec)
@@ -393,7 +417,9 @@ def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
       last.update(spec=spec, params=_init(model, s['source_len'], 8))
     params = last['params']
     try:
-      sec = time_steps(model, params, batch, s['source_len'], live)
+      key = (spec, batch, live)  # e.g. kv-heads g = h is the batch sweep's multi-head point
+      sec = timed[key] if key in timed else time_steps(model, params, batch, s['source_len'], live)
+      timed[key] = sec
     except Exception as e:
       if 'RESOURCE_EXHAUSTED' not in str(e) and 'out of memory' not in str(e).lower():
         raise
@@ -492,10 +518,68 @@ def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20, rows: list
   return rows
 
 
+def trace_kernel_totals(trace_dir: str | os.PathLike) -> dict[str, float]:
+  """Device µs per kernel name, summed over the newest jax.profiler Perfetto trace under trace_dir."""
+  import gzip
+  traces = sorted(Path(trace_dir).rglob('perfetto_trace.json.gz'), key=lambda f: f.stat().st_mtime)
+  if not traces:
+    return {}
+  events = json.load(gzip.open(traces[-1])).get('traceEvents', [])
+  pids = {e['pid']: e.get('args', {}).get('name', '') for e in events if e.get('ph') == 'M'
+          and e.get('name') == 'process_name'}
+  totals: dict[str, float] = {}
+  for e in events:
+    if e.get('ph') == 'X' and ('/device:GPU' in pids.get(e.get('pid'), '') or
+                               'TPU' in pids.get(e.get('pid'), '')):
+      totals[e['name']] = totals.get(e['name'], 0.0) + float(e.get('dur', 0.0))
+  if not totals:  # no device stream (the CPU backend): every timed event, host ones included
+    for e in events:
+      if e.get('ph') == 'X':
+        totals[e['name']] = totals.get(e['name'], 0.0) + float(e.get('dur', 0.0))
+    totals[HOST_EVENTS] = 0.0  # marks totals that are not device time
+  return totals
+
+
+HOST_EVENTS = '(host events: no device stream in the trace)'
+
+
+# Kernel names as XLA:GPU and cuBLAS/cuDNN/Triton print them, by what the kernel does.
+_CATEGORIES = (('matmul', ('gemm', 'cublas', 'cutlass', 'nvjet', 'xmma', 'sm90_', 'sm80_', 'dot')),
+               ('attention kernel', ('decode_attention', 'pallas')),
+               ('collective', ('nccl', 'all-reduce', 'all_reduce', 'all-gather')),
+               ('copy/memset', ('memcpy', 'memset', 'copy')),
+               ('reduce fusion', ('reduce', 'scatter', 'sort', 'topk')),
+               ('elementwise fusion', ('fusion', 'loop', 'convert', 'transpose', 'broadcast')))
+
+
+def kernel_category(name: str) -> str:
+  low = name.lower()
+  return next((cat for cat, keys in _CATEGORIES if any(k in low for k in keys)), 'other')
+
+
+def summarize_trace(totals: dict[str, float], per: int, wall_seconds: float | None = None,
+                    top: int = 12) -> dict[str, Any]:
+  """Top kernels and per-category device time, each per `per` (steps traced), with the share of the
+  measured wall time the device was busy (kernels of one stream; gaps are launch/host time)."""
+  total = sum(totals.values()) or 1.0
+  ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+  cats: dict[str, float] = {}
+  for name, us in totals.items():
+    cats[kernel_category(name)] = cats.get(kernel_category(name), 0.0) + us
+  out = {'kernels': [{'kernel': name[:120], 'category': kernel_category(name), 'us_per_step': us / per,
+                      'share': us / total} for name, us in ranked],
+         'categories': {c: {'us_per_step': us / per, 'share': us / total}
+                        for c, us in sorted(cats.items(), key=lambda kv: -kv[1])},
+         'device_us_per_step': total / per}
+  if wall_seconds and HOST_EVENTS not in totals:
+    out['wall_us_per_step'] = wall_seconds * 1e6
+    out['device_busy_fraction'] = total / per / (wall_seconds * 1e6)
+  return out
+
+
 def profile_greedy(variant: str, size: str, out_dir: str | os.PathLike, top: int = 12) -> list[dict]:
   """Trace one greedy decode with jax.profiler and sum device time per kernel (from the Perfetto
   JSON it writes), so a missed target can be explained by what the step actually spends time on."""
-  import gzip
   s = SETTINGS[size]
   model = mdl.Transformer(bench_spec(variant, size))
   params = _init(model, s['source_len'], s['target_len'])
@@ -508,24 +592,7 @@ def profile_greedy(variant: str, size: str, out_dir: str | os.PathLike, top: int
   out_dir = Path(out_dir) / variant
   with jax.profiler.trace(str(out_dir), create_perfetto_trace=True):
     jax.block_until_ready(run(params, memory))
-  traces = sorted(out_dir.rglob('perfetto_trace.json.gz'))
-  if not traces:
-    return []
-  events = json.load(gzip.open(traces[-1])).get('traceEvents', [])
-  pids = {e['pid']: e.get('args', {}).get('name', '') for e in events if e.get('ph') == 'M'
-          and e.get('name') == 'process_name'}
-  totals: dict[str, float] = {}
-  for e in events:
-    if e.get('ph') == 'X' and ('/device:GPU' in pids.get(e.get('pid'), '') or
-                               'TPU' in pids.get(e.get('pid'), '')):
-      totals[e['name']] = totals.get(e['name'], 0.0) + float(e.get('dur', 0.0))
-  if not totals:  # unknown trace layout: fall back to every timed event
-    for e in events:
-      if e.get('ph') == 'X':
-        totals[e['name']] = totals.get(e['name'], 0.0) + float(e.get('dur', 0.0))
-  total = sum(totals.values()) or 1.0
-  ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
-  return [{'kernel': name[:120], 'us_per_step': us / t, 'share': us / total} for name, us in ranked]
+  return summarize_trace(trace_kernel_totals(out_dir), t, top=top)['kernels']
 
 
 def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS), sweeps: bool = True,
@@ -552,9 +619,9 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   if table2:
     result['table2'] = []
     for v in variants:
-      result['table2'].append(bench_variant(v, size, hw, log, parts))
+      result['table2'].append(bench_variant(v, size, hw, log, parts, profile_dir))
       save()
-  if profile_dir:
+  if profile_dir and 'greedy' in parts:
     result['profiles'] = {v: profile_greedy(v, size, profile_dir) for v in variants}
     for v, rows in result['profiles'].items():
       log(f'bench: profile {v}: ' + '; '.join(f"{r['kernel'][:40]} {r['us_per_step']:.0f}us "
@@ -575,7 +642,9 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--variants', default=','.join(VARIANTS))
   parser.add_argument('--no-sweeps', action='store_true')
   parser.add_argument('--sweeps-only', action='store_true', help='skip Table 2, run the sweeps')
-  parser.add_argument('--profile', default=None, help='trace one greedy decode per variant here')
+  parser.add_argument('--profile', default=None,
+                      help='trace one greedy decode (and, with train in --parts, two training steps) '
+                           'per variant here, and summarise device time per kernel')
   parser.add_argument('--parts', default=','.join(PARTS), help='Table 2 columns to time')
   parser.add_argument('--out', default=None, help='JSON path (default results/<device>/bench.json)')
   parser.add_argument('--attention-impl', default='xla', choices=cfg.ATTENTION_IMPLS,

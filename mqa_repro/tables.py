@@ -370,6 +370,12 @@ def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Pat
              for v, e in ours.items() if e.get(f'greedy_decoder_us_per_token_{impl}')]
       setting.append(f'- **Greedy decoder with `--attention-impl {impl}`**: µs/token (fraction of the '
                      f'roofline / of the sequential roofline) ' + ', '.join(alt) + '.')
+      beam = [f"{(e.get('label') or v)} {fmt_sig(e[f'beam_decoder_us_per_token_{impl}'])} "
+              f"({fmt_sig(e.get(f'beam_vs_greedy_per_hypothesis_{impl}'))}×)"
+              for v, e in ours.items() if e.get(f'beam_decoder_us_per_token_{impl}')]
+      if beam:
+        setting.append(f'- **Beam-4 decoder with `--attention-impl {impl}`**: µs/token (cost per '
+                       f'hypothesis / greedy\'s, same path) ' + ', '.join(beam) + '.')
   return setting, _md_table(header, md), path
 
 
@@ -433,6 +439,16 @@ def plot_loss_curves(by_task: dict[str, list[dict]], path: Path) -> Path:
 
 
 SWEEP_TITLES = {'length': 'target length', 'batch': 'batch size', 'kv_heads': 'kv heads g'}
+
+
+def sweep_table(bench: dict) -> list[str]:
+  """The sweep points behind the plot: decoder µs/token beside the roofline, per sweep."""
+  rows = []
+  for name, points in (bench.get('sweeps') or {}).items():
+    for p in sorted(points, key=lambda p: (p['variant'], p['x'])):
+      rows.append([SWEEP_TITLES.get(name, name), p['variant'], str(p['x']), fmt_sig(p['us_per_token']),
+                   fmt_sig(p.get('roofline_us_per_token')), fmt(p.get('roofline_fraction'))])
+  return _md_table(['sweep', 'variant', 'x', 'µs/token', 'roofline µs/token', 'fraction'], rows)
 
 
 def plot_bench_sweeps(bench: dict, path: Path) -> Path | None:
@@ -526,6 +542,7 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
   sweep = plot_bench_sweeps(bench, results / 'bench_sweeps.png') if bench else None
   if sweep:
     md += ['![decoder µs/token sweeps with the roofline](bench_sweeps.png)', '']
+    md += sweep_table(bench) + ['']
     written.append(sweep)
   else:
     md += ['Speed sweeps: not run (no sweeps in bench.json).', '']

@@ -2,11 +2,11 @@
 
 Each source file keeps its own provenance; results/gpu/bench.json takes the decoder columns from the
 decode run and the training columns from the training run, and lists both sources.
-A run with another decode-attention path (`bench --attention-impl pallas`) adds its greedy columns
-with the suffix `_<impl>`; rows measured before the sequential roofline existed get it computed from
+A run with another decode-attention path (`bench --attention-impl pallas`) adds its greedy and beam
+columns with the suffix `_<impl>` (several such files merge by variant); rows measured before the sequential roofline existed get it computed from
 the same dimensions and the run's own measured hardware (mqa_repro.bench.roofline).
 usage: python scripts/collect_gpu_results.py --decode D.json --train T.json [--train-override T2.json]
-       [--greedy-alt A.json] [--sweeps S.json] [--profile P.json] [--kernels K.json]
+       [--alt A.json ...] [--sweeps S.json ...] [--profile P.json] [--kernels K.json]
        --out results/gpu/bench.json
 """
 
@@ -17,7 +17,9 @@ from pathlib import Path
 from mqa_repro import bench
 
 TRAIN_KEYS = ('train_batch', 'train_len', 'train_step_s', 'train_us_per_token', 'train_model_flops',
-              'train_mfu_vs_measured_peak', 'train_mfu_vs_datasheet')
+              'train_mfu_vs_measured_peak', 'train_mfu_vs_datasheet', 'train_profile')
+ALT_PREFIXES = ('greedy_decoder', 'greedy_roofline', 'greedy_sequential', 'beam_decoder', 'beam_roofline',
+                'beam_vs_greedy')
 
 
 def add_sequential(row: dict, setting: dict, hw: dict) -> None:
@@ -32,9 +34,10 @@ def main() -> None:
   p.add_argument('--decode', required=True)
   p.add_argument('--train', required=True)
   p.add_argument('--train-override', action='append', default=[])
-  p.add_argument('--greedy-alt', action='append', default=[])
+  p.add_argument('--alt', '--greedy-alt', action='append', default=[])
   p.add_argument('--kernels')
-  p.add_argument('--sweeps')
+  p.add_argument('--sweeps', action='append', default=[],
+                 help='sweep files, merged in order (a later point replaces an earlier one)')
   p.add_argument('--profile')
   p.add_argument('--out', required=True)
   a = p.parse_args()
@@ -52,27 +55,33 @@ def main() -> None:
     row.update({k: train[row['variant']][k] for k in TRAIN_KEYS if k in train.get(row['variant'], {})})
   for row in decode['table2']:
     add_sequential(row, decode['setting'], decode['hardware'])
-  for i, path in enumerate(a.greedy_alt):
+  for i, path in enumerate(a.alt):
     alt = json.load(open(path))
     impl = alt['setting'].get('attention_impl', f'alt{i}')
-    sources[f'greedy_{impl}'] = {'file': Path(path).name, 'provenance': alt['provenance'],
-                                 'hardware': alt['hardware']}
+    sources[f'alt_{i}_{impl}'] = {'file': Path(path).name, 'provenance': alt['provenance'],
+                                  'hardware': alt['hardware'],
+                                  'variants': [r['variant'] for r in alt['table2']]}
     by_variant = {r['variant']: r for r in alt['table2']}
     for row in decode['table2']:
       r = by_variant.get(row['variant'])
       if r:
         add_sequential(r, alt['setting'], alt['hardware'])
-        row.update({f'{k}_{impl}': v for k, v in r.items() if k.startswith('greedy_decoder')
-                    or k.startswith('greedy_roofline') or k.startswith('greedy_sequential')})
+        row.update({f'{k}_{impl}': v for k, v in r.items() if k.startswith(ALT_PREFIXES)})
   if a.kernels:
     k = json.load(open(a.kernels))
     decode['kernels'] = k['kernels']
     sources['kernels'] = {'file': Path(a.kernels).name, 'provenance': k['provenance'],
                           'hardware': k['hardware']}
   if a.sweeps:
-    s = json.load(open(a.sweeps))
-    decode['sweeps'] = s['sweeps']
-    sources['sweeps'] = {'file': Path(a.sweeps).name, 'provenance': s['provenance']}
+    points: dict[tuple, dict] = {}
+    for i, path in enumerate(a.sweeps):
+      s = json.load(open(path))
+      for kind, rows in s['sweeps'].items():
+        for r in rows:
+          points[(kind, r['variant'], r['x'])] = {**r, 'source': Path(path).name}
+      sources[f'sweeps_{i}'] = {'file': Path(path).name, 'provenance': s['provenance']}
+    decode['sweeps'] = {kind: [r for (k, _, _), r in points.items() if k == kind]
+                        for kind in ('length', 'batch', 'kv_heads')}
   if a.profile:
     prof = json.load(open(a.profile))
     decode['profiles'] = prof.get('profiles', {})

@@ -86,3 +86,26 @@ def test_bad_sweep_points_name_the_flag(capsys):
   with pytest.raises(SystemExit):
     cli.main(['bench', '--size', 'tiny', '--lengths', '8,x'])
   assert '--lengths' in capsys.readouterr().err
+
+
+def test_trace_summary_groups_kernels_by_what_they_do():
+  totals = {'nvjet_sm90_tst_128x128_64x6_1x2_h_bz_NNT': 600.0, 'gemm_fusion_dot_391': 200.0,
+            'mqa_decode_attention': 100.0, 'input_reduce_fusion_1': 60.0, 'loop_add_fusion': 40.0}
+  summary = bench.summarize_trace(totals, per=2, wall_seconds=1e-3)
+  assert summary['categories']['matmul']['us_per_step'] == pytest.approx(400.0)
+  assert summary['categories']['attention kernel']['us_per_step'] == pytest.approx(50.0)
+  assert summary['categories']['reduce fusion']['us_per_step'] == pytest.approx(30.0)
+  assert summary['categories']['elementwise fusion']['us_per_step'] == pytest.approx(20.0)
+  assert summary['device_busy_fraction'] == pytest.approx(0.5)  # 500 µs of kernels in a 1 ms step
+  assert summary['kernels'][0]['kernel'].startswith('nvjet') and summary['kernels'][0]['share'] == 0.6
+  host = bench.summarize_trace({'$python frame': 10.0, bench.HOST_EVENTS: 0.0}, per=1, wall_seconds=1.0)
+  assert 'device_busy_fraction' not in host  # host events are not device time
+
+
+def test_bench_train_profile_tiny(tmp_path):
+  out = tmp_path / 'bench.json'
+  assert cli.main(['bench', '--size', 'tiny', '--variants', 'mqa', '--parts', 'train', '--no-sweeps',
+                   '--profile', str(tmp_path / 'trace'), '--out', str(out)]) == 0
+  [row] = json.loads(out.read_text())['table2']
+  assert row['train_profile']['kernels'] and row['train_profile']['device_us_per_step'] > 0
+  assert 'profiles' not in json.loads(out.read_text())  # no greedy part, no greedy profile
