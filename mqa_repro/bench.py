@@ -226,13 +226,16 @@ def time_steps(model, params, batch: int, source_len: int, live: int, steps: int
 
 
 def time_train(variant: str, size: str, batch: int, length: int, log,
-               profile_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+               profile_dir: str | os.PathLike | None = None,
+               overrides: Sequence[str] = ()) -> dict[str, Any]:
   """One training step at batch x (length + length) tokens, halving the batch until it fits; with
   `profile_dir`, two more steps are traced and summarised (`train_profile`)."""
   from mqa_repro.train import Trainer
   while batch >= 1:
     c = cfg.row_config('translate', variant, size)
     c.data.batch_size, c.data.max_length = batch, length
+    cfg.apply_overrides(c, overrides)  # e.g. model.attention_dropout_rate=0.0: what a piece costs
+    cfg.validate(c)
     c.model.max_length = max(c.model.max_length, length)
     try:
       tr = Trainer(c, '/tmp/mqa_repro_bench', with_data=False, log=lambda s: None)
@@ -310,7 +313,8 @@ PARTS = ('greedy', 'beam', 'train')
 
 
 def bench_variant(variant: str, size: str, hw: dict[str, Any], log,
-                  parts: Sequence[str] = PARTS, profile_dir: str | None = None) -> dict[str, Any]:
+                  parts: Sequence[str] = PARTS, profile_dir: str | None = None,
+                  train_overrides: Sequence[str] = ()) -> dict[str, Any]:
   s = SETTINGS[size]
   spec = bench_spec(variant, size)
   model = mdl.Transformer(spec)
@@ -325,7 +329,10 @@ def bench_variant(variant: str, size: str, hw: dict[str, Any], log,
   if 'beam' in parts:
     _bench_beam(row, model, params, spec, inputs, hw, s)
   if 'train' in parts:
-    row.update(time_train(variant, size, s['train_batch'], s['train_len'], log, profile_dir))
+    row.update(time_train(variant, size, s['train_batch'], s['train_len'], log, profile_dir,
+                          train_overrides))
+    if train_overrides:
+      row['train_overrides'] = list(train_overrides)
     peak = hw['matmul_TFLOPs'] * 1e12
     if 'train_profile' in row:  # model FLOPs (all matmuls) over the matmul kernels' device time
       matmul_us = row['train_profile']['categories'].get('matmul', {}).get('us_per_step')
@@ -577,29 +584,39 @@ def summarize_trace(totals: dict[str, float], per: int, wall_seconds: float | No
   return out
 
 
-def profile_greedy(variant: str, size: str, out_dir: str | os.PathLike, top: int = 12) -> list[dict]:
-  """Trace one greedy decode with jax.profiler and sum device time per kernel (from the Perfetto
-  JSON it writes), so a missed target can be explained by what the step actually spends time on."""
+def profile_decode(variant: str, size: str, out_dir: str | os.PathLike, kind: str = 'greedy',
+                   top: int = 12) -> dict[str, Any]:
+  """Trace one greedy or beam-4 decode (the Table 2 shapes) with jax.profiler and sum device time per
+  kernel and per category, so a missed target can be explained by what the step spends time on."""
   s = SETTINGS[size]
   model = mdl.Transformer(bench_spec(variant, size))
   params = _init(model, s['source_len'], s['target_len'])
-  inputs = jnp.full((s['batch'], s['source_len']), 5, jnp.int32)
+  b, t, w = (s['batch'], s['target_len'], 1) if kind == 'greedy' else (s['beam_batch'], s['target_len'],
+                                                                      s['beam'])
+  inputs = jnp.full((b, s['source_len']), 5, jnp.int32)
   memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, inputs)
-  step, b, t = _no_eos_step(model), s['batch'], s['target_len']
-  run = jax.jit(lambda p, mem: decode_lib.greedy_search(
-      step, p, _empty_cache(model, p, mem, inputs, b, t), b, t))
+  step = _no_eos_step(model)
+  if kind == 'greedy':
+    run = jax.jit(lambda p, mem: decode_lib.greedy_search(
+        step, p, _empty_cache(model, p, mem, inputs, b, t), b, t))
+  else:
+    run = jax.jit(lambda p, mem: decode_lib.beam_search(
+        step, p, _empty_cache(model, p, mem, inputs, b * w, t), b, w, t, reorder='prefix')[0])
   jax.block_until_ready(run(params, memory))
-  out_dir = Path(out_dir) / variant
+  out_dir = Path(out_dir) / f'{kind}_{variant}'
+  start = time.perf_counter()
   with jax.profiler.trace(str(out_dir), create_perfetto_trace=True):
     jax.block_until_ready(run(params, memory))
-  return summarize_trace(trace_kernel_totals(out_dir), t, top=top)['kernels']
+  wall = (time.perf_counter() - start) / t  # traced wall time per step (tracing overhead included)
+  return summarize_trace(trace_kernel_totals(out_dir), t, wall, top=top)
 
 
 def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS), sweeps: bool = True,
                   out: str | os.PathLike | None = None, argv: Sequence[str] | None = None,
                   log=print, table2: bool = True, profile_dir: str | None = None,
                   parts: Sequence[str] = PARTS, kernels: bool = False,
-                  sweep_points: dict[str, list[int]] | None = None) -> dict[str, Any]:
+                  sweep_points: dict[str, list[int]] | None = None,
+                  train_overrides: Sequence[str] = ()) -> dict[str, Any]:
   """Measure Table 2 (and the sweeps, the decode-attention kernels) on this device; write JSON to
   `out` if given."""
   hw = measure_hardware(size)
@@ -619,14 +636,18 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   if table2:
     result['table2'] = []
     for v in variants:
-      result['table2'].append(bench_variant(v, size, hw, log, parts, profile_dir))
+      result['table2'].append(bench_variant(v, size, hw, log, parts, profile_dir, train_overrides))
       save()
-  if profile_dir and 'greedy' in parts:
-    result['profiles'] = {v: profile_greedy(v, size, profile_dir) for v in variants}
-    for v, rows in result['profiles'].items():
-      log(f'bench: profile {v}: ' + '; '.join(f"{r['kernel'][:40]} {r['us_per_step']:.0f}us "
-                                               f"({100 * r['share']:.0f}%)" for r in rows[:5]))
-    save()
+  for kind in [k for k in ('greedy', 'beam') if profile_dir and table2 and k in parts]:
+    # 'profiles' (greedy) keeps its earlier layout: variant -> top kernels
+    key = 'profiles' if kind == 'greedy' else 'beam_profiles'
+    result[key] = {}
+    for v in variants:
+      summary = profile_decode(v, size, profile_dir, kind)
+      result[key][v] = summary['kernels'] if kind == 'greedy' else summary
+      log(f'bench: {kind} profile {v}: ' + '; '.join(
+          f"{c} {x['us_per_step']:.0f} us" for c, x in summary['categories'].items()) + ' per step')
+      save()
   if sweeps:
     result['sweeps'] = {'length': [], 'batch': [], 'kv_heads': []}
     sweep(size, hw, variants, log, result['sweeps'], save, sweep_points)
@@ -649,6 +670,9 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--out', default=None, help='JSON path (default results/<device>/bench.json)')
   parser.add_argument('--attention-impl', default='xla', choices=cfg.ATTENTION_IMPLS,
                       help="decode attention: XLA einsums or the Pallas kernel (mqa_repro.kernels)")
+  parser.add_argument('--train-set', action='append', default=[], metavar='KEY=VALUE',
+                      help='override the training config (e.g. model.attention_dropout_rate=0.0) '
+                           'to measure what a piece of the step costs; recorded in the row')
   parser.add_argument('--kernels', action='store_true',
                       help='only the decode-attention microbenchmark (XLA vs Pallas tunings)')
   point_flags = {'--lengths': 'length', '--batches': 'batch', '--kv-heads': 'kv_heads'}
@@ -670,11 +694,15 @@ def main(argv: Sequence[str]) -> int:
   unknown = [v for v in variants if v not in VARIANTS]
   if unknown:
     parser.error(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
+  try:  # fail before any timing, naming the bad key
+    cfg.apply_overrides(cfg.row_config('translate', (variants or ['mha'])[0], args.size), args.train_set)
+  except ValueError as e:
+    parser.error(f'--train-set: {e}')
   out = args.out or f"results/{'gpu' if jax.devices()[0].platform == 'gpu' else 'cpu'}/bench.json"
   run_benchmark(args.size, variants, not (args.no_sweeps or args.kernels), out, argv,
                 table2=not (args.sweeps_only or args.kernels), profile_dir=args.profile,
                 parts=[p for p in args.parts.split(',') if p], kernels=args.kernels,
-                sweep_points=points)
+                sweep_points=points, train_overrides=args.train_set)
   return 0
 
 

@@ -109,3 +109,9 @@ def test_bench_train_profile_tiny(tmp_path):
   [row] = json.loads(out.read_text())['table2']
   assert row['train_profile']['kernels'] and row['train_profile']['device_us_per_step'] > 0
   assert 'profiles' not in json.loads(out.read_text())  # no greedy part, no greedy profile
+
+
+def test_bad_train_override_names_the_key_before_timing(capsys):
+  with pytest.raises(SystemExit):
+    cli.main(['bench', '--size', 'tiny', '--parts', 'train', '--train-set', 'model.nope=1'])
+  assert 'nope' in capsys.readouterr().err
