@@ -1,7 +1,8 @@
 """Speed benchmark: the paper's Table 2 on the device at hand, every number beside a measured roofline.
 
     mqa-repro bench [--size paper|tiny] [--variants mha,mqa,mha_local,mqa_local] [--no-sweeps]
-                    [--out results/gpu/bench.json]
+                    [--attention-impl xla|pallas|pallas_all] [--beam-reorder prefix|pallas|full]
+                    [--profile DIR] [--kernels] [--out results/gpu/bench.json]
 
 What is timed (PAPER.md, Table 2), at the paper's dimensions with random bf16 weights:
   training   one step of B x (S + T) tokens (128 x (256 + 256) = 32,768 + 32,768), µs per target token;
@@ -139,6 +140,7 @@ def roofline(cost: dict[str, float], hw: dict[str, Any]) -> dict[str, float]:
 
 
 ATTENTION_IMPL = 'xla'  # decode attention path of every bench_spec (--attention-impl; config.ATTENTION_IMPLS)
+BEAM_REORDER = 'prefix'  # beam search's cache reorder (--beam-reorder; decode.REORDERS)
 
 
 def bench_spec(variant: str, size: str, **overrides) -> mdl.ModelSpec:
@@ -201,7 +203,7 @@ def time_beam(model, params, memory, inputs, target_len: int, beam: int) -> floa
 
   def run(p, mem):
     cache = _empty_cache(model, p, mem, inputs, b * beam, target_len)
-    return decode_lib.beam_search(step, p, cache, b, beam, target_len, reorder='prefix')[0]
+    return decode_lib.beam_search(step, p, cache, b, beam, target_len, reorder=BEAM_REORDER)[0]
   return median_time(run, params, memory, repeats=3)
 
 
@@ -601,7 +603,7 @@ def profile_decode(variant: str, size: str, out_dir: str | os.PathLike, kind: st
         step, p, _empty_cache(model, p, mem, inputs, b, t), b, t))
   else:
     run = jax.jit(lambda p, mem: decode_lib.beam_search(
-        step, p, _empty_cache(model, p, mem, inputs, b * w, t), b, w, t, reorder='prefix')[0])
+        step, p, _empty_cache(model, p, mem, inputs, b * w, t), b, w, t, reorder=BEAM_REORDER)[0])
   jax.block_until_ready(run(params, memory))
   out_dir = Path(out_dir) / f'{kind}_{variant}'
   start = time.perf_counter()
@@ -623,7 +625,8 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   log(f"bench: {hw['device']}: copy {hw['copy_GBps']:.0f} GB/s, bf16 matmul "
       f"{hw['matmul_TFLOPs']:.1f} TFLOP/s (measured)")
   result = {'provenance': provenance(argv),
-            'setting': {'size': size, **SETTINGS[size], 'attention_impl': ATTENTION_IMPL},
+            'setting': {'size': size, **SETTINGS[size], 'attention_impl': ATTENTION_IMPL,
+                        'beam_reorder': BEAM_REORDER},
             'hardware': hw}
   def save():  # after every piece, so a run cut short still leaves what it measured
     if out:
@@ -673,6 +676,10 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--train-set', action='append', default=[], metavar='KEY=VALUE',
                       help='override the training config (e.g. model.attention_dropout_rate=0.0) '
                            'to measure what a piece of the step costs; recorded in the row')
+  parser.add_argument('--beam-reorder', default=None, choices=('prefix', 'pallas', 'full'),
+                      help="beam search's cache reorder: XLA's gather of the written slots, the Pallas "
+                           "in-place kernel, or whole leaves (default: pallas with a pallas "
+                           "--attention-impl, else prefix)")
   parser.add_argument('--kernels', action='store_true',
                       help='only the decode-attention microbenchmark (XLA vs Pallas tunings)')
   point_flags = {'--lengths': 'length', '--batches': 'batch', '--kv-heads': 'kv_heads'}
@@ -688,8 +695,9 @@ def main(argv: Sequence[str]) -> int:
         points[key] = [int(x) for x in value.split(',') if x]
       except ValueError:
         parser.error(f'{flag} takes comma-separated integers, got {value!r}')
-  global ATTENTION_IMPL
+  global ATTENTION_IMPL, BEAM_REORDER
   ATTENTION_IMPL = args.attention_impl
+  BEAM_REORDER = args.beam_reorder or ('prefix' if args.attention_impl == 'xla' else 'pallas')
   variants = [v for v in args.variants.split(',') if v]
   unknown = [v for v in variants if v not in VARIANTS]
   if unknown:

@@ -215,18 +215,30 @@ def _gather_prefix(leaves: list[Array], src: Array, written: Array, chunk: int) 
   return list(lax.fori_loop(0, n, body, tuple(leaves)))
 
 
-def reorder_state(state: Any, src: Array, written: Array | None = None, chunk: int = 16) -> Any:
+def reorder_state(state: Any, src: Array, written: Array | None = None, chunk: int = 16,
+                  kernel_beams: int | None = None) -> Any:
   """Gather each per-hypothesis leaf of `state` at rows src [B·W].
 
   written=None gathers whole leaves: any layout. With `written`, leaves of rank >= 2 are taken to be
   caches with the time axis at 1 holding positions [0, written) at slot = position (mod L for a
   ring buffer), the layout of attention.py, and only those slots are copied (``_gather_prefix``).
+  kernel_beams=W (with `written`): src is a beam search's, row b·W + w <- b·W + parent, and the
+  [R, L, K, H] cache leaves are permuted in place by the Pallas kernel (kernels/beam_reorder.py).
   """
   leaves, tree = jax.tree_util.tree_flatten(state)
   if written is None:
     return jax.tree_util.tree_unflatten(tree, [_gather_rows(x, src) for x in leaves])
+  if kernel_beams:
+    from mqa_repro.kernels import beam_reorder
+    w = kernel_beams
+    parent = src.reshape(-1, w) - jnp.arange(src.shape[0] // w)[:, None] * w      # [B, W]
+    for k, x in enumerate(leaves):
+      if x.ndim >= 2 and beam_reorder.supported(x, w):
+        leaves[k] = beam_reorder.reorder_prefix(x, parent, written, beams=w, chunk=chunk)
   by_slots: dict[int, list[int]] = {}
   for k, x in enumerate(leaves):
+    if kernel_beams and x.ndim >= 2 and beam_reorder.supported(x, kernel_beams):
+      continue                                                     # done by the kernel above
     if x.ndim >= 2:
       by_slots.setdefault(x.shape[1], []).append(k)
     else:
@@ -235,6 +247,9 @@ def reorder_state(state: Any, src: Array, written: Array | None = None, chunk: i
     for k, x in zip(ks, _gather_prefix([leaves[k] for k in ks], src, written, chunk)):
       leaves[k] = x
   return jax.tree_util.tree_unflatten(tree, leaves)
+
+
+REORDERS = ('prefix', 'pallas', 'full', 'none')
 
 
 def beam_search(step: Step, params: Any, cache: Cache, batch_size: int, beam_size: int, max_len: int,
@@ -246,11 +261,13 @@ def beam_search(step: Step, params: Any, cache: Cache, batch_size: int, beam_siz
   that never received one (possible only when fewer than W sequences exist) has score -inf and PAD
   tokens. ``reorder``: 'full' gathers whole state leaves (needs nothing but the cache contract);
   'prefix' copies only the written slots of attention.py's cache layout (``reorder_state``; what
-  translate_batch / continue_batch use); 'none' skips the gather: WRONG beams, for measuring only.
+  translate_batch / continue_batch use); 'pallas' does the same in place with a Pallas kernel (one
+  read and one write per byte instead of XLA's two of each; kernels/beam_reorder.py); 'none' skips
+  the gather: WRONG beams, for measuring only.
   """
   b, w, t = batch_size, beam_size, max_len
-  if reorder not in ('prefix', 'full', 'none'):
-    raise ValueError(f"reorder must be 'prefix', 'full' or 'none', got {reorder!r}")
+  if reorder not in REORDERS:
+    raise ValueError(f"reorder must be one of {REORDERS}, got {reorder!r}")
   limit = _row_limits(b, t, per_row_max_len)                        # [B]
   forced = _padded_prefix(prefix, b, t)
   tokens0 = jnp.full((b * w, 1), BOS_ID, jnp.int32)
@@ -295,8 +312,9 @@ def beam_search(step: Step, params: Any, cache: Cache, batch_size: int, beam_siz
     # Beams follow their parents: per-hypothesis state only (memory is per sentence).
     src = (rows + parent).reshape(b * w)
     if reorder != 'none':
-      written = cache['position'] if reorder == 'prefix' else None   # positions written so far
-      cache = dict(cache, state=reorder_state(cache['state'], src, written))
+      written = cache['position'] if reorder != 'full' else None     # positions written so far
+      cache = dict(cache, state=reorder_state(cache['state'], src, written,
+                                              kernel_beams=w if reorder == 'pallas' else None))
     return dict(i=i + 1, cache=cache, token=token, alive_logp=alive_logp, alive_seq=seq,
                 fin_score=fin_score, fin_seq=fin_seq, done=done)
 
