@@ -59,6 +59,13 @@ gather of ``cache['state']`` along the hypothesis axis (memory is per sentence a
     cost follows the decoded length, not L. A whole-cache gather of a prefix-sized ``lax.switch``
     branch was tried first and was SLOWER than 'full' on CPU (XLA copies the whole state in and
     out of the conditional); the in-place chunk loop is what made 'prefix' pay.
+  * 'pallas' (translate_batch / continue_batch when the model's attention_impl is a Pallas path)
+    does what 'prefix' does in place, in one pass (kernels/beam_reorder.py): parents never leave
+    their sentence, so one program permutes a sentence's W rows of a chunk. XLA's chunk loop moves
+    each copied byte four times (gather into a temporary, then write it back); the kernel reads and
+    writes it once. On the H100 at the paper's beam shapes (`mqa-repro bench --profile`,
+    results/gpu/h100_beam_profile_pallas_mha.json) XLA's reorder took 2.7 of a 4.8 ms multi-head
+    step; with the kernel the step takes 3.1 ms (results/gpu/h100_pallas_reorder_mha_mqa.json).
   * 'none' (measuring only) skips the gather and gives wrong beams: the baseline step cost.
 The multi-query cache is h times smaller, and so is its gather: part of why the paper's MQA beam
 search gains more over MHA than its greedy search does.
@@ -335,6 +342,12 @@ def beam_search(step: Step, params: Any, cache: Cache, batch_size: int, beam_siz
 # Wrappers around model.Transformer.
 
 
+def model_reorder(model) -> str:
+  """The beam reorder that goes with the model's decode attention: the Pallas kernel with the
+  Pallas attention paths, XLA's gather of the written slots with the reference path."""
+  return 'prefix' if model.spec.attention_impl == 'xla' else 'pallas'
+
+
 def model_step(model) -> Step:
   """The decoder's view of a Transformer: step(params, cache, tokens) -> (logits, cache)."""
   from mqa_repro.model import Transformer
@@ -349,12 +362,12 @@ def _round_up(n: int, multiple: int) -> int:
 
 
 def _search(step: Step, params, cache, b: int, beam_size: int, max_len: int, alpha: float, limit,
-            prefix=None, vocab_size=None) -> Array:
+            prefix=None, vocab_size=None, reorder: str = 'prefix') -> Array:
   """Best hypothesis per row, tokens [B, max_len]."""
   if beam_size == 1:
     return greedy_search(step, params, cache, b, max_len, limit, prefix, vocab_size)
   tokens, _ = beam_search(step, params, cache, b, beam_size, max_len, alpha, limit, prefix,
-                          vocab_size, reorder='prefix')      # the model's cache layout is known
+                          vocab_size, reorder=reorder)       # the model's cache layout is known
   return tokens[:, 0]
 
 
@@ -369,7 +382,7 @@ def _translate(model, params, inputs: Array, limit: Array, *, beam_size: int, al
   cache = model.apply({'params': params}, b * beam_size, max_len, encoded, mask,
                       method=Transformer.init_cache)
   return _search(model_step(model), params, cache, b, beam_size, max_len, alpha, limit,
-                 vocab_size=vocab_size)
+                 vocab_size=vocab_size, reorder=model_reorder(model))
 
 
 def decode_lengths(source_lengths: np.ndarray, cap: int, a: float = 1.5, b: int = 10) -> np.ndarray:
@@ -412,7 +425,7 @@ def _continue(model, params, prompts: Array, limit: Array, *, beam_size: int, al
   b = prompts.shape[0]
   cache = model.apply({'params': params}, b * beam_size, max_len, method=Transformer.init_cache)
   return _search(model_step(model), params, cache, b, beam_size, max_len, alpha, limit, prompts,
-                 vocab_size)
+                 vocab_size, model_reorder(model))
 
 
 def continue_batch(model, params, prompts: np.ndarray, *, max_new_tokens: int = 64,

@@ -67,6 +67,12 @@ def main() -> None:
       if r:
         add_sequential(r, alt['setting'], alt['hardware'])
         row.update({f'{k}_{impl}': v for k, v in r.items() if k.startswith(ALT_PREFIXES)})
+  for row in decode['table2']:  # greedy and beam of one path may come from different files
+    pre = 'beam_decoder_us_per_hypothesis_'
+    for impl in {k[len(pre):] for k in row if k.startswith(pre)}:
+      g = row.get(f'greedy_decoder_us_per_token_{impl}')
+      if g:
+        row[f'beam_vs_greedy_per_hypothesis_{impl}'] = row[f'beam_decoder_us_per_hypothesis_{impl}'] / g
   if a.kernels:
     k = json.load(open(a.kernels))
     decode['kernels'] = k['kernels']

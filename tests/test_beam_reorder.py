@@ -99,3 +99,18 @@ def test_lowers_to_triton_ir_without_a_gpu():
   text = fn.trace(x, parent, jax.ShapeDtypeStruct((), jnp.int32)).lower(
       lowering_platforms=('cuda',)).as_text()
   assert 'triton' in text and 'beam_reorder_prefix' in text
+
+
+def test_translate_batch_with_the_pallas_paths_equals_xla():
+  """translate_batch picks the reorder from the model (decode.model_reorder): a model with the
+  Pallas attention path beam-searches with the kernel reorder and finds the XLA model's tokens."""
+  from mqa_repro import model as mdl
+  from test_decode import _sources, _tiny
+  c, model, params = _tiny('translate', 'mqa', vocab=16, max_length=16)
+  pallas = mdl.make_model(c, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0,
+                          attention_impl='pallas')
+  assert decode.model_reorder(model) == 'prefix' and decode.model_reorder(pallas) == 'pallas'
+  inputs = _sources(3, 5, 16, seed=5)
+  want = decode.translate_batch(model, params, inputs, beam_size=4)
+  got = decode.translate_batch(pallas, params, inputs, beam_size=4)
+  np.testing.assert_array_equal(got, want)
