@@ -52,13 +52,14 @@ gather of ``cache['state']`` along the hypothesis axis (memory is per sentence a
   * 'full' gathers whole leaves: it reads and writes the whole cache, 2 · B·W · L · K · (H + V) ·
     bytes per layer and step (L = cache slots = the loop's max_len), on top of the one read the
     attention itself makes. It relies on nothing but the cache contract.
-  * 'prefix' (used by translate_batch / continue_batch) uses attention.py's layout: slot = position
-    (mod L for a ring buffer), so after step i only slots [0, i] hold anything; later slots are
-    zero for every hypothesis and need no copy. A ``fori_loop`` over chunks of 16 slots gathers
-    each chunk and writes it back in place (dynamic_update_slice of the loop-carried buffer), so the
-    cost follows the decoded length, not L. A whole-cache gather of a prefix-sized ``lax.switch``
-    branch was tried first and was SLOWER than 'full' on CPU (XLA copies the whole state in and
-    out of the conditional); the in-place chunk loop is what made 'prefix' pay.
+  * 'prefix' (translate_batch / continue_batch on the XLA attention path) uses attention.py's
+    layout: slot = position (mod L for a ring buffer), so after step i only slots [0, i] hold
+    anything; later slots are zero for every hypothesis and need no copy. A ``fori_loop`` over
+    chunks of 16 slots gathers each chunk and writes it back in place (dynamic_update_slice of the
+    loop-carried buffer), so the cost follows the decoded length, not L. A whole-cache gather of a
+    prefix-sized ``lax.switch`` branch was tried first and was SLOWER than 'full' on CPU (XLA copies
+    the whole state in and out of the conditional); the in-place chunk loop is what made 'prefix'
+    pay.
   * 'pallas' (translate_batch / continue_batch when the model's attention_impl is a Pallas path)
     does what 'prefix' does in place, in one pass (kernels/beam_reorder.py): parents never leave
     their sentence, so one program permutes a sentence's W rows of a chunk. XLA's chunk loop moves
@@ -267,10 +268,10 @@ def beam_search(step: Step, params: Any, cache: Cache, batch_size: int, beam_siz
   `cache` holds B·W hypotheses (state) and B sentences (memory). Finished hypotheses only; a slot
   that never received one (possible only when fewer than W sequences exist) has score -inf and PAD
   tokens. ``reorder``: 'full' gathers whole state leaves (needs nothing but the cache contract);
-  'prefix' copies only the written slots of attention.py's cache layout (``reorder_state``; what
-  translate_batch / continue_batch use); 'pallas' does the same in place with a Pallas kernel (one
-  read and one write per byte instead of XLA's two of each; kernels/beam_reorder.py); 'none' skips
-  the gather: WRONG beams, for measuring only.
+  'prefix' copies only the written slots of attention.py's cache layout (``reorder_state``);
+  'pallas' does the same in place with a Pallas kernel (one read and one write per byte instead of
+  XLA's two of each; kernels/beam_reorder.py). translate_batch / continue_batch pick one of these
+  two from the model (``model_reorder``). 'none' skips the gather: WRONG beams, for measuring only.
   """
   b, w, t = batch_size, beam_size, max_len
   if reorder not in REORDERS:

@@ -3,8 +3,9 @@
 Each source file keeps its own provenance; results/gpu/bench.json takes the decoder columns from the
 decode run and the training columns from the training run, and lists both sources.
 A run with another decode-attention path (`bench --attention-impl pallas`) adds its greedy and beam
-columns with the suffix `_<impl>` (several such files merge by variant); rows measured before the sequential roofline existed get it computed from
-the same dimensions and the run's own measured hardware (mqa_repro.bench.roofline).
+columns with the suffix `_<impl>` (several such files merge by variant, later ones win); rows
+measured before the sequential roofline existed get it computed from the same dimensions and the
+run's own measured hardware (mqa_repro.bench.roofline).
 usage: python scripts/collect_gpu_results.py --decode D.json --train T.json [--train-override T2.json]
        [--alt A.json ...] [--sweeps S.json ...] [--profile P.json] [--kernels K.json]
        --out results/gpu/bench.json
