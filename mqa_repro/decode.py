@@ -66,7 +66,8 @@ gather of ``cache['state']`` along the hypothesis axis (memory is per sentence a
     each copied byte four times (gather into a temporary, then write it back); the kernel reads and
     writes it once. On the H100 at the paper's beam shapes (`mqa-repro bench --profile`,
     results/gpu/h100_beam_profile_pallas_mha.json) XLA's reorder took 2.7 of a 4.8 ms multi-head
-    step; with the kernel the step takes 3.1 ms (results/gpu/h100_pallas_reorder_mha_mqa.json).
+    step; with the kernel the beam decoder went from 18.7 to 11.9 µs/token
+    (results/gpu/h100_pallas_mha_mqa.json -> h100_pallas_reorder_mha_mqa.json).
   * 'none' (measuring only) skips the gather and gives wrong beams: the baseline step cost.
 The multi-query cache is h times smaller, and so is its gather: part of why the paper's MQA beam
 search gains more over MHA than its greedy search does.
@@ -224,33 +225,28 @@ def _gather_prefix(leaves: list[Array], src: Array, written: Array, chunk: int) 
 
 
 def reorder_state(state: Any, src: Array, written: Array | None = None, chunk: int = 16,
-                  kernel_beams: int | None = None) -> Any:
+                  parent: Array | None = None) -> Any:
   """Gather each per-hypothesis leaf of `state` at rows src [B·W].
 
   written=None gathers whole leaves: any layout. With `written`, leaves of rank >= 2 are taken to be
   caches with the time axis at 1 holding positions [0, written) at slot = position (mod L for a
   ring buffer), the layout of attention.py, and only those slots are copied (``_gather_prefix``).
-  kernel_beams=W (with `written`): src is a beam search's, row b·W + w <- b·W + parent, and the
-  [R, L, K, H] cache leaves are permuted in place by the Pallas kernel (kernels/beam_reorder.py).
+  parent [B, W] (with `written`; src = b·W + parent, a beam search's): the [R, L, K, H] cache leaves
+  the Pallas kernel takes are permuted in place by it (kernels/beam_reorder.py), the rest as above.
   """
   leaves, tree = jax.tree_util.tree_flatten(state)
   if written is None:
     return jax.tree_util.tree_unflatten(tree, [_gather_rows(x, src) for x in leaves])
-  if kernel_beams:
+  if parent is not None:
     from mqa_repro.kernels import beam_reorder
-    w = kernel_beams
-    parent = src.reshape(-1, w) - jnp.arange(src.shape[0] // w)[:, None] * w      # [B, W]
-    for k, x in enumerate(leaves):
-      if x.ndim >= 2 and beam_reorder.supported(x, w):
-        leaves[k] = beam_reorder.reorder_prefix(x, parent, written, beams=w, chunk=chunk)
   by_slots: dict[int, list[int]] = {}
   for k, x in enumerate(leaves):
-    if kernel_beams and x.ndim >= 2 and beam_reorder.supported(x, kernel_beams):
-      continue                                                     # done by the kernel above
-    if x.ndim >= 2:
-      by_slots.setdefault(x.shape[1], []).append(k)
-    else:
+    if x.ndim < 2:
       leaves[k] = _gather_rows(x, src)
+    elif parent is not None and beam_reorder.supported(x, parent.shape[1]):
+      leaves[k] = beam_reorder.reorder_prefix(x, parent, written, beams=parent.shape[1], chunk=chunk)
+    else:
+      by_slots.setdefault(x.shape[1], []).append(k)
   for ks in by_slots.values():
     for k, x in zip(ks, _gather_prefix([leaves[k] for k in ks], src, written, chunk)):
       leaves[k] = x
@@ -322,7 +318,7 @@ def beam_search(step: Step, params: Any, cache: Cache, batch_size: int, beam_siz
     if reorder != 'none':
       written = cache['position'] if reorder != 'full' else None     # positions written so far
       cache = dict(cache, state=reorder_state(cache['state'], src, written,
-                                              kernel_beams=w if reorder == 'pallas' else None))
+                                              parent=parent if reorder == 'pallas' else None))
     return dict(i=i + 1, cache=cache, token=token, alive_logp=alive_logp, alive_seq=seq,
                 fin_score=fin_score, fin_seq=fin_seq, done=done)
 

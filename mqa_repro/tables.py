@@ -349,21 +349,25 @@ def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Pat
       setting.append(f"- **Code**: commit {str(prov.get('git_commit', '?'))[:10]}, jax "
                      f"{prov.get('versions', {}).get('jax', prov.get('jax', '?'))}, "
                      f"{str(prov.get('date_utc', prov.get('date', '?')))[:10]}.")
-    ratios = []
-    for kind, key, pk in (('greedy', 'greedy_decoder_us_per_token', 2), ('beam-4', 'beam_decoder_us_per_token', 4)):
-      a, b = (ours.get('mha') or {}).get(key), (ours.get('mqa') or {}).get(key)
-      if a and b:
-        ratios.append(f'{kind} {a / b:.1f}× (paper {PAPER_TABLE2["mha"][pk] / PAPER_TABLE2["mqa"][pk]:.1f}×)')
-    if ratios:
-      setting.append(f"- **Multi-head / multi-query decoder time**: {', '.join(ratios)}.")
+    impls = sorted({k[len('greedy_decoder_us_per_token_'):] for e in ours.values() for k in e
+                    if k.startswith('greedy_decoder_us_per_token_')})
+    for impl in [''] + impls:
+      ratios, sfx = [], f'_{impl}' if impl else ''
+      for kind, key, pk in (('greedy', 'greedy_decoder_us_per_token', 2),
+                            ('beam-4', 'beam_decoder_us_per_token', 4)):
+        a, b = (ours.get('mha') or {}).get(key + sfx), (ours.get('mqa') or {}).get(key + sfx)
+        if a and b:
+          ratios.append(f'{kind} {a / b:.1f}× (paper {PAPER_TABLE2["mha"][pk] / PAPER_TABLE2["mqa"][pk]:.1f}×)')
+      if ratios:
+        path_note = f' with `--attention-impl {impl}`' if impl else ''
+        setting.append(f"- **Multi-head / multi-query decoder time{path_note}**: {', '.join(ratios)}.")
     seq = [f"{(ours[v].get('label') or v)} {fmt_sig(ours[v]['greedy_sequential_roofline_us_per_token'])} "
            f"({fmt(ours[v].get('greedy_sequential_roofline_fraction'))})"
            for v in ours if ours[v].get('greedy_sequential_roofline_us_per_token')]
     if seq:
       setting.append('- **Sequential roofline** (greedy; the dense matmuls and attention run as separate '
                      'kernels, so their bounds add): µs/token (fraction reached) ' + ', '.join(seq) + '.')
-    for impl in sorted({k[len('greedy_decoder_us_per_token_'):] for e in ours.values() for k in e
-                        if k.startswith('greedy_decoder_us_per_token_')}):
+    for impl in impls:
       alt = [f"{(e.get('label') or v)} {fmt_sig(e[f'greedy_decoder_us_per_token_{impl}'])} "
              f"({fmt(e.get(f'greedy_roofline_fraction_{impl}'))} / "
              f"{fmt(e.get(f'greedy_sequential_roofline_fraction_{impl}'))})"

@@ -13,6 +13,7 @@ from mqa_repro import config as cfg
 from mqa_repro import model as mdl
 from mqa_repro.attention import Attention, attend
 from mqa_repro.kernels import decode_attention
+from test_model import random_batch
 
 H = 16  # >= 16: the tensor-core path runs for M >= 4, compiled or interpreted
 
@@ -117,12 +118,8 @@ def test_model_decode_pallas_equals_xla(task, row, window, impl):
                                  relu_dropout_rate=0.0, attention_impl=name)
             for name in ('xla', impl)}
   assert models[impl].spec.attention_impl == impl
-  rng = np.random.default_rng(0)
   b, s, t = 2, 7, 8
-  batch = {'targets': rng.integers(4, 200, (b, t)).astype(np.int32)}
-  if task == 'translate':
-    batch['inputs'] = rng.integers(4, 200, (b, s)).astype(np.int32)
-    batch['inputs'][0, 5:] = 0                      # padded source: the mask must hide it
+  batch = random_batch(task, b, s, t)
   variables = jax.jit(models['xla'].init)(jax.random.PRNGKey(0), batch)
   tokens = mdl.shift_right(jnp.asarray(batch['targets']))
   logits = {}

@@ -62,6 +62,16 @@ def _tiny(task, row, **model):
   return c, mdl.make_model(c, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0)
 
 
+def random_batch(task, b, s, t, seed=0):
+  """Targets [B, T] (and for translation inputs [B, S], row 0 padded from 5 on) of ids 4..199."""
+  rng = np.random.default_rng(seed)
+  batch = {'targets': rng.integers(4, 200, (b, t)).astype(np.int32)}
+  if task == 'translate':
+    batch['inputs'] = rng.integers(4, 200, (b, s)).astype(np.int32)
+    batch['inputs'][0, 5:] = 0                      # padded source: the mask must hide it
+  return batch
+
+
 @pytest.mark.parametrize('task,row,window', [
     ('translate', 'mha', None), ('translate', 'mqa', None), ('translate', 'gqa2', None),
     ('translate', 'mqa_local', 3), ('lm', 'mha', None), ('lm', 'mqa', None), ('lm', 'gqa2', None),
@@ -69,12 +79,8 @@ def _tiny(task, row, **model):
 def test_full_forward_equals_prefill_plus_cached_steps(task, row, window):
   """Encoder-decoder and LM: logits of the parallel pass == prefill(4) + one-token cached steps."""
   c, model = _tiny(task, row, window=window)
-  rng = np.random.default_rng(0)
   b, s, t = 2, 7, 11
-  batch = {'targets': rng.integers(4, 200, (b, t)).astype(np.int32)}
-  if task == 'translate':
-    batch['inputs'] = rng.integers(4, 200, (b, s)).astype(np.int32)
-    batch['inputs'][0, 5:] = 0                      # padded source: the mask must hide it
+  batch = random_batch(task, b, s, t)
   variables = model.init(jax.random.PRNGKey(0), batch)
   full = model.apply(variables, batch)
   encoded = mask = None
