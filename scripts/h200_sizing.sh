@@ -6,6 +6,8 @@
 set -u
 out=${1:?OUT}
 gd=/tmp/gd; mkdir -p $gd; tar xJf .gpu/bundle.tar.xz -C $gd
+# ml_collections is not on the GPU image: it travels as a wheel
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
 export MQA_REPRO_DATA=$gd/data NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 run() {  # GPU NAME ARGS...
   local gpu=$1 name=$2; shift 2
