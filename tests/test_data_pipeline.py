@@ -350,7 +350,7 @@ def test_config_validation(corpus, tmp_path):
 
 @pytest.fixture
 def fake_offline_corpus(monkeypatch, corpus):
-  """Stands in for mqa_repro.data.offline_corpus (another engineer's module) with its agreed API."""
+  """Stands in for mqa_repro.corpus (the builder, tested in tests/corpus/) with its API."""
   calls = []
 
   def offline_corpus_paths(out_dir):
@@ -358,7 +358,8 @@ def fake_offline_corpus(monkeypatch, corpus):
     return {'translate': {s: (out / f'{s}.en', out / f'{s}.de') for s in ('train', 'dev', 'test')},
             'lm': {s: out / f'{s}.txt' for s in ('train', 'dev', 'test')}}
 
-  def build_offline_corpus(out_dir, *, seed=0, force=False, log=print):
+  def build_offline_corpus(out_dir, *, seed=0, dev_size=2000, test_size=2000, sources=None, force=False,
+                           log=print):
     out = Path(out_dir)
     if (out / 'MANIFEST.json').is_file() and not force:
       return {'out_dir': str(out)}   # up to date: the real builder returns without rebuilding
@@ -371,9 +372,9 @@ def fake_offline_corpus(monkeypatch, corpus):
     (out / 'MANIFEST.json').write_text('{}')
     return {'out_dir': str(out)}
 
-  module = types.ModuleType('mqa_repro.data.offline_corpus')
+  module = types.ModuleType('mqa_repro.corpus')
   module.offline_corpus_paths, module.build_offline_corpus = offline_corpus_paths, build_offline_corpus
-  monkeypatch.setitem(sys.modules, 'mqa_repro.data.offline_corpus', module)
+  monkeypatch.setitem(sys.modules, 'mqa_repro.corpus', module)
   return calls
 
 

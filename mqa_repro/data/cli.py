@@ -1,6 +1,7 @@
 """``mqa-repro data ...``: prepare data separately from training, and measure the input pipeline.
 
-  offline-corpus --out DIR [--force]      build the registry-derived en-de + English corpus
+  offline-corpus --out DIR [--force] [--seed N] [--dev-size N] [--test-size N] [--sources A,B]
+                                          build the registry-derived en-de + English corpus
   vocab   [--config FILE | data flags] --workdir DIR
                                           train (or reuse) the vocabulary and tokenize every split into
                                           the workdir cache, so training starts without that work
@@ -70,8 +71,13 @@ def _data_config(args: argparse.Namespace) -> tuple[str, ml_collections.ConfigDi
 
 
 def _offline_corpus(args: argparse.Namespace) -> int:
-  corpus = importlib.import_module('mqa_repro.data.offline_corpus')
-  manifest = corpus.build_offline_corpus(args.out, seed=args.seed, force=args.force, log=print)
+  # Imported by name when used, so that the other subcommands never load the builder (and tests can
+  # stand in for it through sys.modules).
+  corpus = importlib.import_module('mqa_repro.corpus')
+  sources = None if args.sources is None else [s for s in args.sources.split(',') if s]
+  manifest = corpus.build_offline_corpus(args.out, seed=args.seed, dev_size=args.dev_size,
+                                         test_size=args.test_size, sources=sources, force=args.force,
+                                         log=print)
   print(json.dumps(manifest, indent=1, default=str))
   return 0
 
@@ -150,9 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest='command', required=True)
 
   p = sub.add_parser('offline-corpus', help='build the offline en-de + English corpus')
-  p.add_argument('--out', required=True, help='output directory')
-  p.add_argument('--force', action='store_true', help='rebuild even if it exists')
+  p.add_argument('--out', required=True, help='output directory (downloads are cached in OUT/cache)')
+  p.add_argument('--force', action='store_true', help='rebuild even if MANIFEST.json is up to date')
   p.add_argument('--seed', type=int, default=0, help='seed of the train/dev/test split')
+  p.add_argument('--dev-size', type=int, default=2000, help='pairs (and English lines) in dev')
+  p.add_argument('--test-size', type=int, default=2000, help='pairs (and English lines) in test')
+  p.add_argument('--sources', default=None, metavar='A,B,...',
+                 help='comma-separated subset of the named sources (default: all; mqa_repro/corpus/sources.py)')
   p.set_defaults(fn=_offline_corpus)
 
   p = sub.add_parser('vocab', help='train the vocabulary and tokenize all splits into --workdir')

@@ -12,7 +12,7 @@ targets_position``; lm ``targets, targets_segmentation, targets_position``. Ever
 EOS; BOS is never added (the model shifts targets right and puts BOS at each segment start).
 
 Sources (``data.source``):
-  'offline'  the corpus built from package registries by :mod:`mqa_repro.data.offline_corpus`
+  'offline'  the corpus built from package registries by :mod:`mqa_repro.corpus`
              (``data.data_dir``; '' = ``$MQA_REPRO_CACHE/offline_corpus`` or
              ``~/.cache/mqa_repro/offline_corpus``), built on first use;
   'text'     local files: ``data.train_files`` / ``dev_files`` / ``test_files``, comma-separated
@@ -172,8 +172,8 @@ def _text_source(task: str, cfg: ml_collections.ConfigDict, log: Log) -> _FileSo
 
 
 def _offline_source(task: str, cfg: ml_collections.ConfigDict, log: Log) -> _FileSource:
-  # The builder lives in its own module (and may download packages); import it only when used.
-  corpus = importlib.import_module('mqa_repro.data.offline_corpus')
+  # The builder lives in its own package (and may download packages); import it only when used.
+  corpus = importlib.import_module('mqa_repro.corpus')
   out_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_offline_dir()
   # Always ask the builder: it returns at once when its manifest is up to date, and it alone knows
   # whether files left by an interrupted or older build are complete.
