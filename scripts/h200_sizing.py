@@ -29,9 +29,9 @@ EXTRA_ENGLISH = ','.join(f'offline_corpus/english/{n}.txt' for n in (
     'shakespeare_modern', 'bible_kjv', 'bible_web'))
 
 
-def data_configs(task: str, english_dir: str, extra_english: bool) -> tuple:
+def data_configs(task: str, english_dir: str, extra_english: bool, row: str = 'mha') -> tuple:
   """(training data config, evaluation data config) at the gpu size."""
-  c = cfg.row_config(task, 'mha', 'gpu')
+  c = cfg.row_config(task, row, 'gpu')
   d = c.data
   d.source = 'text'
   if task == 'translate':
@@ -53,6 +53,7 @@ def main(argv):
   p.add_argument('--shared', required=True, help='vocabulary + token caches directory')
   p.add_argument('--english', default='', help='offline corpus english/ dir (LM)')
   p.add_argument('--extra-english', action='store_true')
+  p.add_argument('--row', default='mha')
   p.add_argument('--prepare', action='store_true', help='build vocabulary + caches only')
   p.add_argument('--steps', type=int, default=5000)
   p.add_argument('--eval-every', type=int, default=250)
@@ -62,7 +63,7 @@ def main(argv):
   p.add_argument('--set', action='append', default=[], help='config override key=value')
   args = p.parse_args(argv)
   from mqa_repro.data.pipeline import load_task_data
-  c, e = data_configs(args.task, args.english, args.extra_english)
+  c, e = data_configs(args.task, args.english, args.extra_english, args.row)
   shared = Path(args.shared)
   data = load_task_data(args.task, c.data, shared)
   c.data.vocab_path = e.vocab_path = str(data.tokenizer.model_path)
