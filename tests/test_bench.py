@@ -113,5 +113,5 @@ def test_bench_train_profile_tiny(tmp_path):
 
 def test_bad_train_override_names_the_key_before_timing(capsys):
   with pytest.raises(SystemExit):
-    cli.main(['bench', '--size', 'tiny', '--parts', 'train', '--train-set', 'model.nope=1'])
+    cli.main(['bench', '--size', 'tiny', '--parts', 'train', '--config.model.nope=1'])
   assert 'nope' in capsys.readouterr().err
