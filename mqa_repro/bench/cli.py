@@ -6,7 +6,8 @@ LM decoding beside the peers a user would pick instead.
                     [--beam-reorder prefix|pallas|full] [--profile DIR] [--kernels]
                     [--config.KEY=VALUE ...] [--out results/gpu/bench.json]
     mqa-repro bench --parts lm_decode [--lm-batches 1,8,64,1024] [--lm-new-tokens 128,1024]
-                    [--lm-variants mha,mqa,gqa2,gqa4] [--peers hf,torch] [--time-budget SECONDS]
+                    [--lm-variants mha,mqa,gqa2,gqa4] [--peers hf,torch]
+    ... [--resume] [--time-budget SECONDS]: a long run in several sittings of one command
 
 Every run first probes the device's ceilings (bench/ceilings.py). Table 2 (bench/table2.py), the
 sweeps (sweeps.py), the decode-attention kernels (kernels.py, --kernels alone) and LM decoding
@@ -87,9 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                   help='peers to time beside ours: hf (transformers, static cache), torch (our LM in '
                        'compiled PyTorch); "" = none. Skipped with a note when torch is missing')
   lm.add_argument('--lm-repeats', type=int, default=3, help='timed generations per point (median)')
-  lm.add_argument('--time-budget', type=float, default=None, metavar='SECONDS',
-                  help='start no LM decoding point after this many seconds; points already in '
-                       '--out are skipped, so rerunning the same command continues')
+  parser.add_argument('--resume', action='store_true',
+                      help="keep --out's Table 2 rows and LM decoding points (same setting) and "
+                           'measure only the missing ones')
+  parser.add_argument('--time-budget', type=float, default=None, metavar='SECONDS',
+                      help='start no Table 2 variant or LM decoding point that would end past this '
+                           'many seconds; with --resume, rerunning the same command continues')
   return parser
 
 
@@ -112,7 +116,7 @@ def main(argv: Sequence[str]) -> int:
         new_tokens=_ints(parser, '--lm-new-tokens', args.lm_new_tokens),
         variants=_names(parser, '--lm-variants', args.lm_variants, cfg.ROWS['lm']),
         peers=_names(parser, '--peers', args.peers, PEERS), attention_impl=args.attention_impl,
-        repeats=args.lm_repeats, time_budget=args.time_budget)
+        repeats=args.lm_repeats)
     if lm.peers:
       # JAX would otherwise take 75% of the GPU's memory up front and starve the torch peers; set
       # before anything touches a device
@@ -128,7 +132,8 @@ def main(argv: Sequence[str]) -> int:
                 parts=parts, kernels=args.kernels, sweep_points=points, train_overrides=overrides,
                 attention_impl=args.attention_impl,
                 beam_reorder=args.beam_reorder or default_reorder(args.attention_impl),
-                lm_decode=lm, torch_probes=not args.no_torch_probes)
+                lm_decode=lm, torch_probes=not args.no_torch_probes, resume=args.resume,
+                time_budget=args.time_budget)
   return 0
 
 

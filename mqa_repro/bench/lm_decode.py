@@ -17,8 +17,8 @@ steps: (N + 1) / 2 positions) and the FLOPs, and the fraction of the roofline an
 roofline (weights then K/V, each at its own bound; costs.roofline) they reach against the hardware
 ceilings (the higher of measured and datasheet: bench.ceilings). ``ratios`` holds ours / peer time.
 
-Points already in the output file are skipped (rerun the same command to finish a cut run), and a
-time budget stops before a point that would not fit.
+With --resume, points already in the output file are kept and not measured again, so a run cut by a
+time budget (which stops before a point that would not fit) continues where it stopped.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from mqa_repro import decode as decode_lib
 from mqa_repro import model as mdl
 from mqa_repro.bench import peers as peers_lib
 from mqa_repro.bench.models import bench_spec, init_params, no_eos_step
-from mqa_repro.bench.timing import median_seconds, out_of_memory
+from mqa_repro.bench.timing import Budget, median_seconds, out_of_memory, warmup_after
 from mqa_repro.data.tokenizer import PAD_ID
 
 # The paper's LM (Table 3) and a CPU-sized twin for the tests.
@@ -48,14 +48,13 @@ LM_SETTINGS = {'paper': dict(batches=(1, 8, 64, 1024), new_tokens=(128, 1024),
 
 @dataclasses.dataclass(frozen=True)
 class LmDecodeOptions:
-  """What to run; None = LM_SETTINGS[size]'s points. `time_budget` in seconds (None: no limit)."""
+  """What to run; None = LM_SETTINGS[size]'s points."""
   batches: Sequence[int] | None = None
   new_tokens: Sequence[int] | None = None
   variants: Sequence[str] | None = None
   peers: Sequence[str] = peers_lib.PEERS
   attention_impl: str = 'xla'
   repeats: int = 3
-  time_budget: float | None = None
 
   def resolved(self, size: str) -> 'LmDecodeOptions':
     d = LM_SETTINGS[size]
@@ -71,10 +70,10 @@ def lm_spec(variant: str, size: str, new_tokens: int, attention_impl: str = 'xla
                     max_length=max(base, new_tokens + 1))
 
 
-def time_ours(model: mdl.Transformer, params: Any, batch: int, new_tokens: int, repeats: int,
-              warmup: int = 1) -> dict[str, Any]:
+def time_ours(model: mdl.Transformer, params: Any, batch: int, new_tokens: int,
+              repeats: int) -> dict[str, Any]:
   """Seconds of one greedy generation of N tokens for `batch` rows: ahead-of-time compiled, the
-  first run checked (every row has N tokens), then the median of `repeats` after `warmup`."""
+  first run checked (every row has N tokens), then the median of `repeats` after a warm-up."""
   step = no_eos_step(model)
 
   def run(p):
@@ -83,11 +82,14 @@ def time_ours(model: mdl.Transformer, params: Any, batch: int, new_tokens: int, 
   start = time.perf_counter()
   compiled = jax.jit(run).lower(params).compile()
   compile_s = time.perf_counter() - start
+  start = time.perf_counter()
   out = np.asarray(compiled(params))
+  first = time.perf_counter() - start
   if out.shape != (batch, new_tokens) or (out == PAD_ID).any():
     raise RuntimeError(f'greedy_search decoded {out.shape} with PAD inside: some row ended early')
-  sec = median_seconds(lambda: jax.block_until_ready(compiled(params)), repeats, warmup)
+  sec = median_seconds(lambda: jax.block_until_ready(compiled(params)), repeats, warmup_after(first))
   return {'seconds': sec, 'compile_seconds': compile_s, 'first_tokens': out[:, 0]}
+
 
 
 def point_costs(spec: mdl.ModelSpec, batch: int, new_tokens: int, seconds: float,
@@ -114,18 +116,16 @@ def _key(p: dict[str, Any]) -> tuple:
 
 
 def ratios(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-  """Ours / peer time at each (variant, batch, N) both ran: below 1, ours is faster."""
-  ours = {(p['variant'], p['batch'], p['new_tokens']): p for p in points
-          if p['system'] == 'ours' and 'us_per_token' in p}
-  out = []
-  for p in points:
-    o = ours.get((p['variant'], p['batch'], p['new_tokens']))
-    if p['system'] != 'ours' and o and 'us_per_token' in p:
-      out.append({'variant': p['variant'], 'batch': p['batch'], 'new_tokens': p['new_tokens'],
-                  'peer': p['system'], 'attention_impl': o.get('attention_impl'),
-                  'ours_us_per_token': o['us_per_token'], 'peer_us_per_token': p['us_per_token'],
-                  'ours_over_peer': o['us_per_token'] / p['us_per_token']})
-  return out
+  """Ours (per attention path) / peer time at each (variant, batch, N) both ran: below 1, ours is
+  faster."""
+  timed = [p for p in points if 'us_per_token' in p]
+  at = lambda p: (p['variant'], p['batch'], p['new_tokens'])  # noqa: E731
+  return [{'variant': p['variant'], 'batch': p['batch'], 'new_tokens': p['new_tokens'],
+           'peer': p['system'], 'attention_impl': o['attention_impl'],
+           'ours_us_per_token': o['us_per_token'], 'peer_us_per_token': p['us_per_token'],
+           'ours_over_peer': o['us_per_token'] / p['us_per_token']}
+          for o in timed if o['system'] == 'ours'
+          for p in timed if p['system'] != 'ours' and at(p) == at(o)]
 
 
 def lm_setting(size: str, opts: LmDecodeOptions) -> dict[str, Any]:
@@ -154,23 +154,21 @@ def _carried(previous: dict[str, Any] | None, setting: dict[str, Any]) -> list[d
 
 def run_lm_decode(size: str, hw: dict[str, Any], opts: LmDecodeOptions, log: Callable[[str], None],
                   block: dict[str, Any], save: Callable[[], None] = lambda: None,
-                  previous: dict[str, Any] | None = None, run_info: dict[str, Any] | None = None
-                  ) -> dict[str, Any]:
-  """Fill `block` (result['lm_decode']) point by point, calling `save` after each; `previous` is the
-  lm_decode block of the output file, whose points are kept and not measured again."""
-  opts = opts.resolved(size)
+                  previous: dict[str, Any] | None = None, run: int = 0,
+                  budget: Budget | None = None) -> dict[str, Any]:
+  """Fill `block` (result['lm_decode']) point by point, calling `save` after each. `previous`: the
+  lm_decode block of the file being resumed, whose points are kept and not measured again; `run`:
+  this run's index in the result's 'runs'; `budget`: stop before a point that would not fit."""
+  opts, budget = opts.resolved(size), budget or Budget(None)
   setting = lm_setting(size, opts)
   points = _carried(previous, setting)
   peer_status = peers_lib.status(opts.peers)
-  block.update(setting=setting, peers=peer_status, points=points, ratios=ratios(points),
-               runs=list((previous or {}).get('runs', [])) + [run_info or {}])
-  run_index = len(block['runs']) - 1
+  block.update(setting=setting, peers=peer_status, points=points, ratios=ratios(points))
   systems = ['ours'] + [p for p in opts.peers if peer_status[p]['available']]
   for p in opts.peers:
     if not peer_status[p]['available']:
       log(f"bench: lm_decode peer {p}: {peer_status[p]['note']}")
   done = {_key(p) for p in points}
-  start, last_took = time.perf_counter(), {}
   for n in opts.new_tokens:
     for variant in opts.variants:
       spec = lm_spec(variant, size, n, opts.attention_impl)
@@ -179,22 +177,17 @@ def run_lm_decode(size: str, hw: dict[str, Any], opts: LmDecodeOptions, log: Cal
         for batch in opts.batches:
           for system in systems:
             impl = opts.attention_impl if system == 'ours' else None
-            key = (system, impl, variant, batch, n)
-            if key in done:
+            if (system, impl, variant, batch, n) in done:
               continue
-            elapsed = time.perf_counter() - start
-            if opts.time_budget and elapsed + last_took.get((system, n), 0.0) > opts.time_budget:
-              block['stopped'] = (f'time budget {opts.time_budget:.0f} s reached after '
-                                  f'{elapsed:.0f} s; rerun the same command to continue')
-              log(f"bench: lm_decode: {block['stopped']}")
-              save()
+            if not budget.allows((system, n)):
+              log(f'bench: lm_decode: {budget.stopped}')
               return block
             t0 = time.perf_counter()
             row = _measure(system, model, spec, state, batch, n, opts, log)
-            last_took[(system, n)] = time.perf_counter() - t0
+            budget.record((system, n), t0)
             row = {'system': system, 'attention_impl': impl, 'variant': variant,
                    'label': cfg.ROWS['lm'][variant].label, 'g': spec.num_kv_heads, 'batch': batch,
-                   'new_tokens': n, 'run': run_index, **row}
+                   'new_tokens': n, 'run': run, **row}
             if 'seconds' in row:
               row.update(point_costs(spec, batch, n, row['seconds'], hw))
             points.append(row)
@@ -204,9 +197,7 @@ def run_lm_decode(size: str, hw: dict[str, Any], opts: LmDecodeOptions, log: Cal
       finally:
         for peer in state.get('peers', {}).values():
           peer.close()
-  block.pop('stopped', None)
   log(f'bench: lm_decode: all {len(points)} points done')
-  save()
   return block
 
 
@@ -223,7 +214,7 @@ def _measure(system: str, model: mdl.Transformer, spec: mdl.ModelSpec, state: di
       peers = state.setdefault('peers', {})
       if system not in peers:
         peers[system] = peers_lib.make(system, spec, state['params'])
-      row = peers[system].time(batch, n, opts.repeats, warmup=1)
+      row = peers[system].time(batch, n, opts.repeats)
   except Exception as e:  # noqa: BLE001 - a peer's failure is a result; ours only when out of memory
     if system == 'ours' and not out_of_memory(e):
       raise
@@ -239,7 +230,8 @@ def _measure(system: str, model: mdl.Transformer, spec: mdl.ModelSpec, state: di
 
 
 def _log_point(row: dict[str, Any], log) -> None:
-  what = f"bench: lm_decode {row['system']:5s} {row['variant']:5s} B={row['batch']:<5} N={row['new_tokens']:<5}"
+  what = (f"bench: lm_decode {row['system']:5s} {row['variant']:5s} B={row['batch']:<5} "
+          f"N={row['new_tokens']:<5}")
   if 'error' in row:
     log(f"{what} {row['error'][:120]}")
     return

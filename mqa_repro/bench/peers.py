@@ -15,10 +15,11 @@ for; a peer that cannot run is skipped with a note in the JSON.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
-from mqa_repro.bench.timing import median_seconds
+from mqa_repro.bench.timing import median_seconds, warmup_after
 from mqa_repro.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 PEERS = ('hf', 'torch')
@@ -63,8 +64,8 @@ def status(names: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
       entry['versions'] = {'torch': torch.__version__, 'cuda': torch.version.cuda}
       entry['device'] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
       if not torch.cuda.is_available():
-        entry['note'] = ('on the CPU: no CUDA graphs, and the torch peer runs eagerly (torch.compile '
-                         'would only add compile time here)')
+        entry['note'] = ('on the CPU, uncompiled: transformers compiles only on CUDA' if name == 'hf' else
+                         'on the CPU, eager: without CUDA graphs torch.compile would add only compile time')
     if name == 'hf' and torch is not None:
       try:
         import transformers
@@ -85,8 +86,9 @@ def _sync(torch) -> None:
 
 
 def _timed(torch, run: Callable[[], Any], check: Callable[[Any], None], repeats: int,
-           warmup: int) -> dict[str, float]:
-  """The first call (compiles) timed apart and checked, then `warmup` more, then the median."""
+           warmup: int | None) -> dict[str, float]:
+  """The first call (it compiles and records CUDA graphs) timed apart and checked, then `warmup`
+  more (None: timing.warmup_after's choice), then the median of `repeats`."""
   def call():
     with torch.no_grad():
       out = run()
@@ -95,6 +97,7 @@ def _timed(torch, run: Callable[[], Any], check: Callable[[Any], None], repeats:
   start = time.perf_counter()
   check(call())
   first = time.perf_counter() - start
+  warmup = warmup_after(first) if warmup is None else warmup
   return {'seconds': median_seconds(call, repeats, warmup), 'first_call_seconds': first}
 
 
@@ -107,10 +110,11 @@ class TorchPeer:
     from mqa_repro.bench import torch_lm
     self.torch, self.lib = torch, torch_lm
     self.model = torch_lm.TorchLM(spec).to(device=_device(torch), dtype=getattr(torch, dtype))
-    torch_lm.load_jax_params(self.model, params)
+    torch_lm.load_jax_params(self.model, params).requires_grad_(False)
     self.compiled = torch.cuda.is_available()
 
-  def time(self, batch: int, new_tokens: int, repeats: int, warmup: int = 2) -> dict[str, Any]:
+  def time(self, batch: int, new_tokens: int, repeats: int,
+           warmup: int | None = None) -> dict[str, Any]:
     torch, model = self.torch, self.model
     model.setup(batch, new_tokens)
     step = (torch.compile(model.step, mode='reduce-overhead', fullgraph=True) if self.compiled
@@ -122,8 +126,10 @@ class TorchPeer:
       if out.shape != (batch, new_tokens) or bool((out == PAD_ID).any()):
         raise RuntimeError(f'torch peer decoded {tuple(out.shape)} with PAD inside, wanted all '
                            f'{new_tokens} tokens of {batch} rows')
+    skips = _cudagraph_skips(torch)
     row = _timed(torch, lambda: self.lib.greedy(model, step, batch), check, repeats, warmup)
-    row.update(compiled=self.compiled, first_tokens=tokens['first'])
+    row.update(compiled=self.compiled, first_tokens=tokens['first'],
+               cudagraph_skips=_cudagraph_skips(torch) - skips)
     return row
 
   def close(self) -> None:
@@ -135,6 +141,7 @@ class HFPeer:
   name = 'hf'
 
   def __init__(self, spec: Any, dtype: str = 'bfloat16'):
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')   # built from a config: nothing to download
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
     self.torch = torch
@@ -148,7 +155,8 @@ class HFPeer:
     model = LlamaForCausalLM._from_config(self.config, attn_implementation='sdpa')
     self.model = model.to(device=_device(torch), dtype=getattr(torch, dtype)).eval()
 
-  def time(self, batch: int, new_tokens: int, repeats: int, warmup: int = 2) -> dict[str, Any]:
+  def time(self, batch: int, new_tokens: int, repeats: int,
+           warmup: int | None = None) -> dict[str, Any]:
     torch, model = self.torch, self.model
     ids = torch.full((batch, 1), BOS_ID, dtype=torch.long, device=model.device)
 
@@ -160,7 +168,9 @@ class HFPeer:
     def check(out):
       if out.shape != (batch, 1 + new_tokens):
         raise RuntimeError(f'generate() returned {tuple(out.shape)}, wanted ({batch}, {1 + new_tokens})')
+    skips = _cudagraph_skips(torch)
     row = _timed(torch, run, check, repeats, warmup)
+    row['cudagraph_skips'] = _cudagraph_skips(torch) - skips
     compile_config = getattr(model, '_last_compile_config', None)
     row.update(compiled=hasattr(model, '_compiled_call'),
                compile_config=compile_config.to_dict() if compile_config is not None else None,
@@ -169,6 +179,16 @@ class HFPeer:
 
   def close(self) -> None:
     _release(self.torch)
+
+
+def _cudagraph_skips(torch) -> int:
+  """Graphs inductor ran without CUDA graphs so far (a mutated input it cannot keep, a CPU tensor):
+  a peer that skips them pays a launch per kernel, which its row should say."""
+  try:
+    from torch._dynamo.utils import counters
+  except ImportError:
+    return 0
+  return int(counters['inductor'].get('cudagraph_skips', 0))
 
 
 def _release(torch) -> None:

@@ -123,11 +123,14 @@ class TorchLM(nn.Module):
 
 
 def greedy(model: TorchLM, step, batch: int) -> torch.Tensor:
-  """Decode every slot greedily from BOS with `step` (model.step, or a compiled one): tokens [B, S]."""
+  """Decode every slot greedily from BOS with `step` (model.step, or a compiled one): tokens [B, S].
+
+  The token is cloned out of the step's output as gpt-fast does: with CUDA graphs that output lives
+  in the graph's memory pool, which the next replay reuses."""
   model.reset()
   token = torch.full((batch,), BOS_ID, dtype=torch.long, device=model.embedding.device)
   for _ in range(model.out.shape[1]):
-    token = step(token)
+    token = step(token).clone()
   return model.out
 
 
@@ -136,7 +139,7 @@ def load_jax_params(model: TorchLM, params: Any) -> TorchLM:
   flattening [D, N, H] -> [D, N·H] and [N, V, D] -> [N·V, D]; values keep the model's dtype."""
   def put(dst: torch.Tensor, src) -> None:
     with torch.no_grad():
-      dst.copy_(torch.from_numpy(np.asarray(src, np.float32).reshape(dst.shape)))
+      dst.copy_(torch.from_numpy(np.array(src, np.float32).reshape(dst.shape)))
 
   put(model.embedding, params['embedding'])
   put(model.positions, params['decoder_positions'][:model.positions.shape[0]])
