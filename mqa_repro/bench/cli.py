@@ -101,6 +101,8 @@ def main(argv: Sequence[str]) -> int:
   parser = build_parser()
   args, rest = parser.parse_known_args(argv)
   overrides = [a for a in rest if a.startswith('--config.')]
+  if any(a.startswith('--train-set') for a in rest):
+    parser.error('--train-set KEY=VALUE is now --config.KEY=VALUE (the one override syntax)')
   if len(overrides) != len(rest):
     parser.error(f'unrecognized arguments: {" ".join(a for a in rest if a not in overrides)}')
   points = {key: _ints(parser, flag, getattr(args, key)) for flag, key in

@@ -37,7 +37,10 @@ HF_DIFFERENCES = (
 TORCH_DIFFERENCES = (
     'none in the model: our architecture and our parameters; SDPA reads all N cache slots under a '
     'mask (as our XLA path does; our Pallas path reads only the live ones)',
-    'one compiled step (CUDA graph) per token, driven by a Python loop',
+    'one compiled step (CUDA graph) per token, driven by a Python loop; torch.compile\'s default '
+    '(automatic) dynamic shapes, so a second batch size may share one graph with symbolic sizes',
+    'its cache is allocated once per batch size and not zeroed per generation (stale slots are '
+    'masked); ours zero-fills its cache inside the timed run',
 )
 
 
