@@ -19,7 +19,7 @@ COMMANDS = {
     'train': ('mqa_repro.train', 'train one config (sharded, checkpointed, resumable)'),
     'decode': ('mqa_repro.decode_cli', 'translate / continue text from a checkpoint (greedy or beam)'),
     'evaluate': ('mqa_repro.evaluate', 'BLEU (sacrebleu), ln(PPL) per subword, perplexity per word'),
-    'bench': ('mqa_repro.bench', "speed benchmark: the paper's Table 2 with a measured roofline"),
+    'bench': ('mqa_repro.bench.cli', 'speed: Table 2 and LM decoding beside peers, vs the roofline'),
     'tables': ('mqa_repro.tables', "results JSON -> Tables 1-3 beside the paper's numbers, plots"),
     'reproduce': ('mqa_repro.reproduce', 'the main job: train, decode, score and tabulate a preset'),
 }

@@ -23,6 +23,8 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from mqa_repro import costs
+
 # Decode attention paths (Attention.impl): 'xla' einsums, the reference; 'pallas' the kernel for
 # self-attention steps; 'pallas_all' the kernel for cross-attention too.
 ATTENTION_IMPLS = ('xla', 'pallas', 'pallas_all')
@@ -132,43 +134,9 @@ def pad_vocab(n: int, multiple: int = 128) -> int:
 # Parameter counting and the equal-parameter rule.
 
 
-def param_count(m: ml_collections.ConfigDict, task: str) -> int:
-  """Exact parameter count of the model `m` describes (tests check it against the Flax model).
-
-  No biases anywhere (as in the paper's mesh-tensorflow configs); scale-only RMS norms.
-  """
-  d = m.d_model
-  q = d * m.num_heads * m.qk_dim
-  k = d * m.num_kv_heads * m.qk_dim
-  v = d * m.num_kv_heads * m.v_dim
-  o = m.num_heads * m.v_dim * d
-  attn = q + k + v + o
-  ffn = 2 * d * m.d_ff
-  if task == 'translate':
-    enc = m.encoder_layers * (attn + ffn + 2 * d) + d            # 2 norms per layer + final norm
-    dec = m.decoder_layers * (2 * attn + ffn + 3 * d) + d
-    emb = m.vocab_size * d * (1 if m.share_embeddings else 2)    # shared by encoder, decoder, softmax
-    pos = 2 * m.max_length * d                                   # learned, encoder and decoder
-    return enc + dec + emb + pos
-  dec = m.decoder_layers * (attn + ffn + 2 * d) + d
-  emb = m.vocab_size * d * (1 if m.share_embeddings else 2)
-  return dec + emb + m.max_length * d
-
-
-def _ffn_layers(m: ml_collections.ConfigDict, task: str) -> int:
-  return m.encoder_layers + m.decoder_layers if task == 'translate' else m.decoder_layers
-
-
-def equal_param_d_ff(m: ml_collections.ConfigDict, task: str, target: int) -> int:
-  """The d_ff at which the model's parameter count equals `target` (the table's baseline count).
-
-  Parameters are linear in d_ff (each FFN holds 2·d_model·d_ff weights), so solve directly. The paper's
-  rows land exactly on integers (5440, 6784, 9088, 9984); anything else rounds to the nearest unit.
-  """
-  probe = ml_collections.ConfigDict(m.to_dict())
-  probe.d_ff = 0
-  per_unit = 2 * m.d_model * _ffn_layers(m, task)
-  return int(round((target - param_count(probe, task)) / per_unit))
+# The formulas live in costs.py (with the FLOP and byte counts); these names stay for callers.
+param_count = costs.param_count
+equal_param_d_ff = costs.equal_param_d_ff
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from mqa_repro import costs
 from mqa_repro.attention import Attention
 from mqa_repro.data.tokenizer import BOS_ID, PAD_ID
 
@@ -315,22 +316,7 @@ def param_shapes(params: Any) -> dict[str, list[int]]:
   return {'/'.join(str(getattr(k, 'key', k)) for k in path): list(x.shape) for path, x in flat}
 
 
-def train_flops(spec: ModelSpec, batch: int, src: int, tgt: int) -> float:
-  """Model FLOPs of one training step (3x the forward matmuls and attention), for MFU."""
-  d, n, k, h, v, f = spec.d_model, spec.num_heads, spec.num_kv_heads, spec.qk_dim, spec.v_dim, spec.d_ff
-  attn_w = d * n * h + d * k * h + d * k * v + n * v * d
-  fwd = 0.0
-  if spec.encoder_layers:
-    fwd += spec.encoder_layers * (2 * batch * src * (attn_w + 2 * d * f)
-                                  + 2 * batch * n * src * src * (h + v))
-    cross = 2 * batch * tgt * (d * n * h + n * v * d) + 2 * batch * src * (d * k * (h + v))
-    cross += 2 * batch * n * tgt * src * (h + v)
-  else:
-    cross = 0.0
-  fwd += spec.decoder_layers * (2 * batch * tgt * (attn_w + 2 * d * f)
-                                + 2 * batch * n * tgt * tgt * (h + v) + cross)
-  fwd += 2 * batch * tgt * d * spec.vocab_size
-  return 3 * fwd
+train_flops = costs.train_flops  # model FLOPs of a training step (costs.py holds the formulas)
 
 
 def convert_kv_heads(params: Any, num_kv_heads: int) -> Any:

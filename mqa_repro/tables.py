@@ -344,7 +344,10 @@ def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Pat
                    f"{s.get('beam', '?')} (paper: {PAPER_TABLE2_SETTING}).")
     setting.append(f"- **Hardware**: {hw.get('device', prov.get('device', '?'))}; measured copy "
                    f"bandwidth {fmt_sig(hw.get('copy_GBps'))} GB/s, matmul {fmt_sig(hw.get('matmul_TFLOPs'))} "
-                   f"TFLOP/s (the roofline's inputs).")
+                   f"TFLOP/s" + (f"; the roofline's ceilings {fmt_sig(hw['ceiling_GBps'])} GB/s "
+                                 f"({hw['ceiling_basis']['bandwidth']}), {fmt_sig(hw['ceiling_TFLOPs'])} "
+                                 f"TFLOP/s ({hw['ceiling_basis']['matmul']})."
+                                 if 'ceiling_basis' in hw else " (the roofline's inputs)."))
     if prov:
       setting.append(f"- **Code**: commit {str(prov.get('git_commit', '?'))[:10]}, jax "
                      f"{prov.get('versions', {}).get('jax', prov.get('jax', '?'))}, "
@@ -405,6 +408,41 @@ def kernel_table(bench: dict) -> list[str]:
   if not rows:
     return []
   return _md_table(['case', 'XLA einsums', "Pallas (the run's defaults)", 'Pallas (best)', 'best tuning'], rows)
+
+
+def lm_decode_table(bench: dict) -> list[str]:
+  """LM decoding (`bench --parts lm_decode`): µs per token of ours and each peer (fraction of the
+  sequential roofline), and ours / peer; [] when the benchmark has no such points."""
+  block = bench.get('lm_decode') or {}
+  points = [p for p in block.get('points', []) if 'us_per_token' in p]
+  if not points:
+    return []
+  name = lambda p: f"ours ({p['attention_impl']})" if p['system'] == 'ours' else p['system']  # noqa: E731
+  by = {(name(p), p['variant'], p['new_tokens'], p['batch']): p for p in points}
+  systems = sorted({name(p) for p in points}, key=lambda s: (not s.startswith('ours'), s))
+  ours = [s for s in systems if s.startswith('ours')]
+  peers = [s for s in systems if s not in ours]
+  rows = []
+  for variant, n, b in sorted({k[1:] for k in by}, key=lambda k: (k[1], k[0], k[2])):
+    got = {s: by.get((s, variant, n, b)) for s in systems}
+    rows.append([variant, str(n), str(b)]
+                + [f"{fmt_sig(p['us_per_token'])} ({fmt(p['sequential_roofline_fraction'])})" if p else '–'
+                   for p in got.values()]
+                + [fmt_sig(got[o]['us_per_token'] / got[q]['us_per_token']) if got[o] and got[q] else '–'
+                   for o in ours for q in peers])
+  hw = bench.get('hardware', {})
+  lines = ['### LM decoding (`mqa-repro bench --parts lm_decode`): µs per token (fraction of the '
+           'sequential roofline)', '',
+           f"- Greedy from a 1-token prompt, N new tokens with EOS masked, random bf16 weights, on "
+           f"{hw.get('device', '?')}; roofline ceilings {fmt_sig(hw.get('ceiling_GBps'))} GB/s "
+           f"({hw.get('ceiling_basis', {}).get('bandwidth', '?')}), {fmt_sig(hw.get('ceiling_TFLOPs'))} "
+           f"TFLOP/s ({hw.get('ceiling_basis', {}).get('matmul', '?')}). ours / peer below 1: ours is "
+           f"faster."]
+  for peer, info in (block.get('peers') or {}).items():
+    if info.get('note'):
+      lines.append(f"- Peer {peer}: {info['note']}.")
+  header = ['variant', 'N', 'batch'] + systems + [f'{o} / {q}' for o in ours for q in peers]
+  return lines + [''] + _md_table(header, rows) + ['']
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,8 +566,9 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
   md += setting + [''] + lines + ['']
   kernels = kernel_table(bench or {})
   if kernels:
-    md += ['### Decode attention alone (`mqa-repro bench --kernels`): µs per call (% of copy bandwidth '
-           'for the bytes it must move)', ''] + kernels + ['']
+    md += ['### Decode attention alone (`mqa-repro bench --kernels`): µs per call (% of the roofline\'s '
+           'bandwidth for the bytes it must move)', ''] + kernels + ['']
+  md += lm_decode_table(bench or {})
   written.append(path)
 
   groups = _eval_groups(by_task['lm']) or [(None, None)]

@@ -31,6 +31,7 @@ import optax
 
 from mqa_repro import checkpoint as ckpt
 from mqa_repro import config as cfg
+from mqa_repro import costs
 from mqa_repro import metrics as metrics_lib
 from mqa_repro import model as mdl
 from mqa_repro import sharding
@@ -38,8 +39,7 @@ from mqa_repro import sharding
 Log = Callable[[str], None]
 
 # Dense bf16 peak FLOP/s per device, for the MFU estimate (vendor datasheets). CPU has none.
-PEAK_FLOPS = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12, 'TPU v3': 61.5e12, 'TPU v4': 137.5e12,
-              'TPU v5 lite': 197e12, 'TPU v5p': 229.5e12, 'TPU v6 lite': 918e12}
+PEAK_FLOPS = costs.PEAK_BF16_FLOPS
 
 
 class NonFiniteLoss(RuntimeError):
@@ -184,11 +184,7 @@ class Reporter:
 def _peak_flops(t: ml_collections.ConfigDict) -> float | None:
   if t.get('peak_tflops', 0):
     return t.peak_tflops * 1e12
-  kind = jax.devices()[0].device_kind
-  for name, flops in PEAK_FLOPS.items():
-    if name.lower() in kind.lower():
-      return flops
-  return None
+  return costs.peak_flops(jax.devices()[0].device_kind)
 
 
 class Trainer:
@@ -337,8 +333,8 @@ class Trainer:
                                         self.base_rng).compile()
     # model FLOPs of the padded step, from the dimensions (XLA's cost analysis misses cuBLAS calls)
     length = c.data.max_length
-    step_flops = mdl.train_flops(mdl.ModelSpec.from_config(c.model), c.data.batch_size,
-                                 length if c.task == 'translate' else 0, length)
+    step_flops = costs.train_flops(mdl.ModelSpec.from_config(c.model), c.data.batch_size,
+                                   length if c.task == 'translate' else 0, length)
     log(f'train: {c.name}: {mdl.count_params(self.abstract_params):,} parameters, mesh '
         f'{dict(self.mesh.shape)}, {jax.device_count()} x {jax.devices()[0].device_kind}, '
         f'steps {start}..{t.num_train_steps}')
@@ -372,7 +368,7 @@ class Trainer:
                     'learning_rate': float(learning_rate_schedule(t)(step)),
                     'step_time_s': step_time, 'tokens_per_s': tokens_per_s}
           if step_flops and peak:
-            record['mfu'] = step_flops / step_time / (peak * jax.device_count())
+            record['mfu'] = costs.mfu(step_flops, step_time, peak, jax.device_count())
           if need_eval:
             record.update(self.evaluate(state['params']))
           reporter.write(done, record)

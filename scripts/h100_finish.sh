@@ -15,8 +15,8 @@ part=${1:?PART}; out=${2:?OUTDIR}
 bench() {  # bench SECONDS ARGS...: one run, cut at SECONDS; keep the bench lines and any error
   timeout "$1" python3 -m mqa_repro.cli bench "${@:2}" 2>&1 | grep --line-buffered -E '^bench|Error|error:'
 }
-nodrop=(--train-set model.dropout_rate=0.0 --train-set model.attention_dropout_rate=0.0
-        --train-set model.relu_dropout_rate=0.0)
+nodrop=(--config.model.dropout_rate=0.0 --config.model.attention_dropout_rate=0.0
+        --config.model.relu_dropout_rate=0.0)
 case $part in
   pallas-global)
     bench 570 --variants mha,mqa --parts greedy,beam --no-sweeps --attention-impl pallas \

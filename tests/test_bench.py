@@ -55,6 +55,8 @@ def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
     assert key in prov
   assert '--size tiny' in prov['command']
   assert result['hardware']['copy_GBps'] > 0 and result['hardware']['matmul_TFLOPs'] > 0
+  assert set(result['hardware']['ceiling_basis']) == {'bandwidth', 'matmul'}  # no datasheet: measured
+  assert result['hardware']['ceiling_GBps'] == result['hardware']['copy_GBps']
   [row] = result['table2']
   assert row['variant'] == 'mqa' and row['g'] == 1
   for key in ('greedy_encoder_us_per_token', 'greedy_decoder_us_per_token', 'beam_decoder_us_per_token',
@@ -113,5 +115,20 @@ def test_bench_train_profile_tiny(tmp_path):
 
 def test_bad_train_override_names_the_key_before_timing(capsys):
   with pytest.raises(SystemExit):
-    cli.main(['bench', '--size', 'tiny', '--parts', 'train', '--train-set', 'model.nope=1'])
+    cli.main(['bench', '--size', 'tiny', '--parts', 'train', '--config.model.nope=1'])
   assert 'nope' in capsys.readouterr().err
+
+
+def test_resume_keeps_table2_rows_of_the_same_setting(tmp_path):
+  out = tmp_path / 'bench.json'
+  setting = {'size': 'tiny', **bench.SETTINGS['tiny'], 'attention_impl': 'xla', 'beam_reorder': 'prefix',
+             'parts': ['greedy']}
+  row = {'variant': 'mqa', 'greedy_decoder_us_per_token': 1.0, 'run': 0}
+  out.write_text(json.dumps({'setting': setting, 'table2': [row], 'runs': [{'command': 'before'}]}))
+  args = ['bench', '--size', 'tiny', '--variants', 'mqa', '--parts', 'greedy', '--no-sweeps',
+          '--no-torch-probes', '--resume', '--out', str(out)]
+  assert cli.main(args) == 0
+  result = json.loads(out.read_text())
+  assert result['table2'] == [row] and len(result['runs']) == 2   # nothing measured again
+  with pytest.raises(ValueError, match='another setting'):
+    cli.main(args[:-3] + ['--attention-impl', 'pallas', '--resume', '--out', str(out)])

@@ -1,0 +1,115 @@
+"""One benchmark run: the device's ceilings, then the parts asked for, into one JSON rewritten after
+every piece (a run cut short still leaves what it measured).
+
+With `resume`, the output file's Table 2 rows and LM decoding points (of the same setting) are kept
+and only what is missing is measured: together with a time budget, one command run again and again
+finishes a benchmark longer than one sitting. Each run is listed under 'runs' (provenance and the
+ceilings it measured); every Table 2 row and LM point names its run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Sequence
+
+from mqa_repro.bench import kernels as kernels_lib
+from mqa_repro.bench import lm_decode as lm_lib
+from mqa_repro.bench.ceilings import measure_hardware
+from mqa_repro.bench.record import provenance, read_json, write_json
+from mqa_repro.bench.sweeps import sweep
+from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS, bench_variant, profile_decode
+from mqa_repro.bench.timing import Budget
+
+
+def default_reorder(attention_impl: str) -> str:
+  """Beam search's cache reorder that goes with a decode-attention path (decode.model_reorder)."""
+  return 'prefix' if attention_impl == 'xla' else 'pallas'
+
+
+def _carried_rows(previous: dict[str, Any] | None, setting: dict[str, Any]) -> list[dict[str, Any]]:
+  """Table 2 rows of the file being resumed; refused when they were measured at another setting."""
+  rows = list((previous or {}).get('table2', []))
+  if rows and previous.get('setting') != setting:
+    raise ValueError(f"--out holds Table 2 rows of another setting ({previous.get('setting')}); "
+                     'choose another --out, or run without --resume to replace them')
+  return rows
+
+
+def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS), sweeps: bool = True,
+                  out: str | os.PathLike | None = None, argv: Sequence[str] | None = None,
+                  log=print, table2: bool = True, profile_dir: str | None = None,
+                  parts: Sequence[str] = PARTS, kernels: bool = False,
+                  sweep_points: dict[str, list[int]] | None = None,
+                  train_overrides: Sequence[str] = (), attention_impl: str = 'xla',
+                  beam_reorder: str | None = None, lm_decode: lm_lib.LmDecodeOptions | None = None,
+                  torch_probes: bool = True, resume: bool = False,
+                  time_budget: float | None = None) -> dict[str, Any]:
+  """Measure Table 2 (the `parts` columns), the sweeps, the decode-attention kernels and the LM
+  decoding benchmark (with `lm_decode` options, or 'lm_decode' in `parts`) on this device; write
+  JSON to `out` if given. `train_overrides`: ``--config.KEY=VALUE`` items for the training part.
+  `resume`: keep `out`'s Table 2 rows and LM points and measure the rest; `time_budget` (seconds):
+  start no Table 2 variant or LM point that would end past it."""
+  beam_reorder = beam_reorder or default_reorder(attention_impl)
+  table_parts = [p for p in parts if p in PARTS]
+  if 'lm_decode' in parts and lm_decode is None:
+    lm_decode = lm_lib.LmDecodeOptions(attention_impl=attention_impl)
+  previous = read_json(out) if resume else None
+  budget = Budget(time_budget)
+  hw = measure_hardware(size, with_torch=torch_probes, log=log)
+  prov = provenance(argv)
+  runs = list((previous or {}).get('runs', [])) + [
+      {**prov, 'hardware': {k: hw[k] for k in ('ceiling_GBps', 'ceiling_TFLOPs', 'ceiling_basis')}}]
+  run = len(runs) - 1
+  setting = {'size': size, **SETTINGS[size], 'attention_impl': attention_impl,
+             'beam_reorder': beam_reorder, 'parts': table_parts}
+  result: dict[str, Any] = {'provenance': prov, 'setting': setting, 'hardware': hw, 'runs': runs}
+
+  def save():
+    if out:
+      write_json(out, result)
+
+  if kernels:
+    result['kernels'] = []
+    kernels_lib.kernel_bench(size, hw, log, rows=result['kernels'], save=save)
+  if table2 and table_parts:
+    rows = result['table2'] = _carried_rows(previous, setting)
+    done = {r['variant'] for r in rows}
+    for v in [v for v in variants if v not in done]:
+      if not budget.allows('table2'):
+        break
+      start = time.perf_counter()
+      rows.append({**bench_variant(v, size, hw, log, table_parts, profile_dir, train_overrides,
+                                   attention_impl, beam_reorder), 'run': run})
+      budget.record('table2', start)
+      save()
+  for kind in [k for k in ('greedy', 'beam') if profile_dir and table2 and k in table_parts]:
+    # 'profiles' (greedy) keeps its earlier layout: variant -> top kernels
+    key = 'profiles' if kind == 'greedy' else 'beam_profiles'
+    result[key] = {}
+    for v in variants:
+      summary = profile_decode(v, size, profile_dir, kind, attention_impl=attention_impl,
+                               beam_reorder=beam_reorder)
+      result[key][v] = summary['kernels'] if kind == 'greedy' else summary
+      log(f'bench: {kind} profile {v}: ' + '; '.join(
+          f"{c} {x['us_per_step']:.0f} us" for c, x in summary['categories'].items()) + ' per step')
+      save()
+  if sweeps:
+    result['sweeps'] = {'length': [], 'batch': [], 'kv_heads': []}
+    sweep(size, hw, variants, log, result['sweeps'], save, sweep_points, attention_impl)
+  if lm_decode and not budget.stopped:
+    result['lm_decode'] = {}
+    lm_lib.run_lm_decode(size, hw, lm_decode, log, result['lm_decode'], save,
+                         (previous or {}).get('lm_decode'), run, budget)
+  for key in ('table2', 'lm_decode'):  # resumed parts this run did not reach stay as they were
+    if previous and key in previous and key not in result:
+      result[key] = previous[key]
+      if key == 'table2':
+        result['setting'] = previous['setting']
+  if budget.stopped:
+    result['stopped'] = budget.stopped
+    log(f'bench: {budget.stopped}')
+  save()
+  if out:
+    log(f'bench: wrote {out}')
+  return result
