@@ -75,35 +75,43 @@ class Size:
   vocab_translate: int     # sentencepiece vocabulary; the model pads it to a multiple of 128
   vocab_lm: int
   max_length: int          # packed row length and learned-position table size
-  batch_size: int          # packed rows per step (global)
+  batch_translate: int     # packed rows per step (global)
+  batch_lm: int
   window: int              # local-attention window
-  num_train_steps: int
+  steps_translate: int
+  steps_lm: int
   warmup_steps: int
   decay_steps_translate: int
   decay_steps_lm: int
   eval_every: int
   checkpoint_every: int
 
+  def of(self, field: str, task: str):
+    """The task's value of a per-task field: ``size.of('steps', 'lm')``."""
+    return getattr(self, f'{field}_{task}')
+
 
 SIZES = {
-    # The paper's configurations (PAPER.md). Vocab sizes fit its parameter counts: tensor2tensor's
-    # wmt32k (33,708 entries) and lm1b32k (32,711) vocabularies; the paper does not state them.
+    # The paper's configurations (PAPER.md): WMT 100k steps of 128 rows, LM 136k steps of 256 rows
+    # (its code's 256 x 256 tokens). Vocab sizes fit its parameter counts: tensor2tensor's wmt32k
+    # (33,708 entries) and lm1b32k (32,711) vocabularies; the paper does not state them.
     'paper': Size(d_model=1024, head_dim=128, d_ff_translate=4096, d_ff_lm=8192, encoder_layers=6,
                   decoder_layers=6, vocab_translate=33708, vocab_lm=32711, max_length=256,
-                  batch_size=128, window=32, num_train_steps=100_000, warmup_steps=10_000,
-                  decay_steps_translate=20_000, decay_steps_lm=13_600, eval_every=5000,
-                  checkpoint_every=5000),
-    # Scaled down so a row trains in about 8 minutes on one H100 (the `gpu` preset).
+                  batch_translate=128, batch_lm=256, window=32, steps_translate=100_000,
+                  steps_lm=136_000, warmup_steps=10_000, decay_steps_translate=20_000,
+                  decay_steps_lm=13_600, eval_every=5000, checkpoint_every=5000),
+    # The paper's depth at d_model 512 on one GPU (the `gpu` preset sets its steps and recipe).
     'gpu': Size(d_model=512, head_dim=64, d_ff_translate=2048, d_ff_lm=4096, encoder_layers=6,
                 decoder_layers=6, vocab_translate=16000, vocab_lm=16000, max_length=256,
-                batch_size=128, window=32, num_train_steps=6000, warmup_steps=1000,
-                decay_steps_translate=1200, decay_steps_lm=1200, eval_every=1000,
-                checkpoint_every=2000),
+                batch_translate=128, batch_lm=128, window=32, steps_translate=3500, steps_lm=3000,
+                warmup_steps=1000, decay_steps_translate=1200, decay_steps_lm=1200, eval_every=500,
+                checkpoint_every=1000),
     # CPU twins for tests and the `smoke` preset: same row structure at toy dimensions.
     'tiny': Size(d_model=64, head_dim=8, d_ff_translate=256, d_ff_lm=512, encoder_layers=2,
                  decoder_layers=2, vocab_translate=1000, vocab_lm=1000, max_length=64,
-                 batch_size=16, window=8, num_train_steps=200, warmup_steps=50,
-                 decay_steps_translate=50, decay_steps_lm=50, eval_every=100, checkpoint_every=100),
+                 batch_translate=16, batch_lm=16, window=8, steps_translate=200, steps_lm=200,
+                 warmup_steps=50, decay_steps_translate=50, decay_steps_lm=50, eval_every=100,
+                 checkpoint_every=100),
 }
 
 # Logical axis -> mesh axis. Batch is split over data and fsdp; weights are fully sharded over fsdp
@@ -145,7 +153,7 @@ equal_param_d_ff = costs.equal_param_d_ff
 
 def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_collections.ConfigDict:
   m = ml_collections.ConfigDict()
-  m.vocab_size = pad_vocab(size.vocab_translate if task == 'translate' else size.vocab_lm)
+  m.vocab_size = pad_vocab(size.of('vocab', task))
   m.d_model = size.d_model                          # d
   m.num_heads = row.num_heads                       # h: query heads
   m.num_kv_heads = row.num_kv_heads                 # g: key/value heads (1 = multi-query)
@@ -164,7 +172,7 @@ def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_col
   m.param_dtype = 'float32'
   m.attention_impl = 'xla'  # decode steps: 'xla' einsums (the reference) | 'pallas' | 'pallas_all'
   # Baseline d_ff first, then widen this row to the parameter count of the table's multi-head row.
-  m.d_ff = size.d_ff_translate if task == 'translate' else size.d_ff_lm
+  m.d_ff = size.of('d_ff', task)
   if widen:
     baseline = _model_config(task, size, ROWS[task]['mha'], widen=False)
     m.d_ff = equal_param_d_ff(m, task, param_count(baseline, task))
@@ -193,17 +201,18 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   d.source = 'offline'        # 'offline' (built from package registries) | 'text' | 'tfds'
   d.data_dir = ''             # offline corpus dir; '' = $MQA_REPRO_CACHE or ~/.cache/mqa_repro/...
   d.train_files = ''          # text source: comma-separated PREFIX (PREFIX.en/.de) or .tsv / .txt
+  d.extra_train_files = ''    # any source: more training text, read after the source's own
   d.dev_files = ''
   d.test_files = ''
   d.tfds_name = 'wmt14_translate/de-en' if task == 'translate' else 'lm1b'
   d.tfds_data_dir = ''
-  d.vocab_size = s.vocab_translate if task == 'translate' else s.vocab_lm
+  d.vocab_size = s.of('vocab', task)
   d.vocab_path = ''           # '' = train a SentencePiece model into the workdir
   d.spm_max_sentences = 1_000_000
   d.max_length = s.max_length  # packed row length (input and target side each)
   d.pack = True
-  d.batch_size = s.batch_size  # packed rows per step, global across hosts
-  d.eval_batch_size = s.batch_size
+  d.batch_size = s.of('batch', task)  # packed rows per step, global across hosts
+  d.eval_batch_size = d.batch_size
   d.seed = 0
   d.max_train_examples = 0     # 0 = all
   d.max_eval_examples = 0
@@ -211,11 +220,11 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   d.test_split = 'test'
 
   t = c.train = ml_collections.ConfigDict()
-  t.num_train_steps = s.num_train_steps
+  t.num_train_steps = s.of('steps', task)
   t.optimizer = 'adafactor'    # the paper's: beta1 0, decay exponent 0.8, clipping 1.0, factored
   t.learning_rate = 0.01       # lr = learning_rate * rsqrt(max(step, warmup_steps)) ...
   t.warmup_steps = s.warmup_steps
-  t.decay_steps = s.decay_steps_translate if task == 'translate' else s.decay_steps_lm  # ... linearly to 0
+  t.decay_steps = s.of('decay_steps', task)  # ... linearly to 0
   t.adafactor_decay_rate = 0.8
   t.adafactor_clipping = 1.0
   t.adafactor_factored = True

@@ -389,14 +389,15 @@ def decode_lengths(source_lengths: np.ndarray, cap: int, a: float = 1.5, b: int 
 
 def translate_batch(model, params, inputs: np.ndarray, *, beam_size: int = 4, alpha: float = 0.6,
                     max_len_a: float = 1.5, max_len_b: int = 10, vocab_size: int | None = None,
-                    length_bucket: int = 8) -> np.ndarray:
+                    length_bucket: int = 8, max_len: int | None = None) -> np.ndarray:
   """Translate inputs [B, S] (PAD-padded source ids, each ending with EOS) -> best tokens [B, T].
 
   The encoder runs once per batch and each sentence's cross-attention K/V are computed once
   (init_cache); the search runs in one compiled loop (greedy when beam_size == 1). Sentence b may
   produce floor(max_len_a · len_b + max_len_b) tokens (len_b counts the source's EOS), CAPPED at the
   model's position table ``spec.max_length``: capped sentences are counted in a warning. T is the
-  longest limit rounded up to `length_bucket` (fewer recompiles; rows still stop at their own limit).
+  longest limit rounded up to `length_bucket` (fewer recompiles; rows still stop at their own limit),
+  or `max_len` when given (a caller decoding many batches pins it, so they share one compiled shape).
   Pass ``vocab_size=tokenizer.vocab_size`` so the model's vocabulary padding is never emitted.
   """
   spec = model.spec
@@ -409,7 +410,9 @@ def translate_batch(model, params, inputs: np.ndarray, *, beam_size: int = 4, al
   if (capped := int((wanted > limit).sum())):
     log.warning('%d of %d sentences may decode at most max_length=%d tokens instead of %.1f·len+%d',
                 capped, len(inputs), spec.max_length, max_len_a, max_len_b)
-  max_len = int(min(spec.max_length, _round_up(int(limit.max()), length_bucket)))
+  if max_len is None:
+    max_len = int(min(spec.max_length, _round_up(int(limit.max()), length_bucket)))
+  limit = np.minimum(limit, max_len)
   return np.asarray(_translate(model, _unbox(params), jnp.asarray(inputs), jnp.asarray(limit),
                                beam_size=beam_size, alpha=float(alpha), max_len=max_len,
                                vocab_size=vocab_size))
@@ -427,7 +430,7 @@ def _continue(model, params, prompts: Array, limit: Array, *, beam_size: int, al
 
 def continue_batch(model, params, prompts: np.ndarray, *, max_new_tokens: int = 64,
                    beam_size: int = 1, alpha: float = 0.6, vocab_size: int | None = None,
-                   length_bucket: int = 8) -> np.ndarray:
+                   length_bucket: int = 8, max_len: int | None = None) -> np.ndarray:
   """LM: continue prompts [B, P] (PAD-padded ids, no EOS) -> tokens [B, T] = prompt + continuation.
 
   The prompt is forced token by token inside the same loop (ragged prompts need no left padding);
@@ -440,7 +443,9 @@ def continue_batch(model, params, prompts: np.ndarray, *, max_new_tokens: int = 
   if lengths.max(initial=0) >= spec.max_length:
     raise ValueError(f"prompt length {lengths.max()} leaves no room under max_length {spec.max_length}")
   limit = np.minimum(lengths + max_new_tokens, spec.max_length)
-  max_len = int(min(spec.max_length, _round_up(int(limit.max()), length_bucket)))
+  if max_len is None:
+    max_len = int(min(spec.max_length, _round_up(int(limit.max()), length_bucket)))
+  limit = np.minimum(limit, max_len)
   return np.asarray(_continue(model, _unbox(params), jnp.asarray(prompts), jnp.asarray(limit),
                               beam_size=beam_size, alpha=float(alpha), max_len=max_len,
                               vocab_size=vocab_size))

@@ -4,14 +4,16 @@
                      [--batch-size 64] [--step S]
 
 Translation runs (config.task 'translate') translate each line; LM runs continue each line (the output
-is the continuation only). Lines are batched by length (sort, bucket, decode, restore) and written back
-in INPUT ORDER:
+is the continuation only). Lines are sorted by length, decoded in batches, and written back in INPUT
+ORDER:
   * an empty (or all-whitespace) line gives an empty output line without running the model;
   * a source longer than the model's position table is TRUNCATED to ``max_length`` tokens (EOS
     included), counted and reported;
-  * the last batch may be short: it is padded with dummy rows so every batch has the same shape.
-Source lengths are padded up to a multiple of 8 and the batch shape is fixed, so a file compiles a
-handful of shapes, not one per batch.
+  * every batch of one call has the same shape: ``batch_size`` rows (the last padded with dummy rows)
+    of the longest input's length rounded up to a multiple of 64, and one loop length. So a whole file
+    compiles ONE program for the search (compiling, not decoding, is what costs at these sizes: a
+    shape per batch made a 3000-sentence test set compile for a minute and decode for half a second).
+    Sorting by length still pays: a batch's loop stops when its longest hypothesis ends.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from mqa_repro.data.tokenizer import EOS_ID, PAD_ID, Tokenizer
 
 Log = Callable[[str], None]
-LENGTH_BUCKET = 8
+WIDTH_MULTIPLE = 64   # source widths are padded to this: one compiled shape per call
 
 
 def _stderr(msg: str) -> None:
@@ -81,25 +83,33 @@ def decode_lines(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str]
   outputs = [''] * len(lines)
   start, new_tokens = time.perf_counter(), 0
   filler = [EOS_ID] if task == 'translate' else []
-  for first in range(0, len(order), batch_size):
-    chunk = order[first:first + batch_size]
-    width = min(max_length, decode._round_up(max(1, len(seqs[chunk[0]])), LENGTH_BUCKET))
-    batch = _pad_rows([seqs[j] for j in chunk], batch_size, width, filler)
+  rows = max(1, min(batch_size, len(order)))
+  longest = max((len(s) for s in seqs), default=1)
+  width = min(max_length, decode._round_up(longest, WIDTH_MULTIPLE))
+  if task == 'translate':
+    loop = min(max_length, decode._round_up(int(a * width + b), 8))
+  else:
+    loop = min(max_length, decode._round_up(width + max_new_tokens, 8))
+  for first in range(0, len(order), rows):
+    chunk = order[first:first + rows]
+    batch = _pad_rows([seqs[j] for j in chunk], rows, width, filler)
     if task == 'translate':
       tokens = decode.translate_batch(model, params, batch, beam_size=beam_size, alpha=alpha,
-                                      max_len_a=a, max_len_b=b, vocab_size=tokenizer.vocab_size)
+                                      max_len_a=a, max_len_b=b, vocab_size=tokenizer.vocab_size,
+                                      max_len=loop)
       hyps = [tokens[r] for r in range(len(chunk))]
     else:
       tokens = decode.continue_batch(model, params, batch, max_new_tokens=max_new_tokens,
                                      beam_size=beam_size, alpha=alpha,
-                                     vocab_size=tokenizer.vocab_size)
+                                     vocab_size=tokenizer.vocab_size, max_len=loop)
       hyps = [tokens[r, len(seqs[j]):] for r, j in enumerate(chunk)]
     new_tokens += sum(int(np.sum(h != PAD_ID)) for h in hyps)
     for j, h in zip(chunk, hyps):
       outputs[keep[j]] = tokenizer.decode(h)
   seconds = time.perf_counter() - start
   stats = {'lines': len(lines), 'empty': len(lines) - len(keep), 'truncated': truncated,
-           'batches': -(-len(order) // batch_size), 'beam_size': beam_size, 'alpha': alpha,
+           'batches': -(-len(order) // rows), 'shape': [rows, width, loop], 'beam_size': beam_size,
+           'alpha': alpha,
            'seconds': seconds, 'output_tokens': new_tokens,
            'tokens_per_second': new_tokens / seconds if seconds > 0 else 0.0}
   return outputs, stats

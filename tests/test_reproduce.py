@@ -7,46 +7,75 @@ import time
 import pytest
 
 from mqa_repro import config as cfg
+from mqa_repro import experiment as xp
 from mqa_repro import reproduce
 
 
-def test_parse_rows():
-  assert reproduce.parse_rows('wmt_mha, lm_mqa') == [('translate', 'mha'), ('lm', 'mqa')]
-  assert reproduce.parse_rows(None) == ([('translate', r) for r in cfg.PAPER_ROWS['translate']] +
-                                        [('lm', r) for r in cfg.PAPER_ROWS['lm']])
-  assert len(reproduce.parse_rows(None)) == 14
-  assert reproduce.parse_rows('lm,lm_mha') == [('lm', r) for r in cfg.PAPER_ROWS['lm']]
-  assert ('translate', 'gqa2') in reproduce.parse_rows('all')
+def test_parse_runs_rows_and_seeds():
+  smoke, gpu = xp.PRESETS['smoke'], xp.PRESETS['gpu']
+  assert xp.parse_runs('wmt_mha, lm_mqa', smoke) == [xp.Run('translate', 'mha'), xp.Run('lm', 'mqa')]
+  assert len(xp.parse_runs('wmt,lm', smoke)) == 14
+  assert xp.parse_runs('lm,lm_mha', smoke) == [xp.Run('lm', r) for r in cfg.PAPER_ROWS['lm']]
+  assert xp.Run('translate', 'gqa2') in xp.parse_runs('all', smoke)
+  # the gpu preset gives multi-head and multi-query three seeds each, the other rows one
+  runs = xp.parse_runs('wmt_mha,wmt_h2_dk64', gpu)
+  assert [(r.row, r.seed) for r in runs] == [('mha', 0), ('mha', 1), ('mha', 2), ('h2_dk64', 0)]
+  assert len(xp.parse_runs(None, gpu)) == 10 + 8 + 2 * 2 * 2
+  assert xp.parse_runs('wmt_mqa@2', gpu) == [xp.Run('translate', 'mqa', 2)]
+  assert len(xp.parse_runs('wmt_mqa', smoke, seeds=2)) == 2
+  assert xp.Run('translate', 'mqa', 2).name('gpu') == 'wmt_mqa_gpu_seed2'
   with pytest.raises(ValueError, match='unknown row'):
-    reproduce.parse_rows('wmt_nope')
+    xp.parse_runs('wmt_nope', smoke)
+  with pytest.raises(ValueError, match='seed after @'):
+    xp.parse_runs('wmt_mha@x', smoke)
 
 
-def test_row_config_applies_preset_then_user_overrides():
-  args = argparse.Namespace(steps=0, eval_sentences=None)
-  c = reproduce.row_config('translate', 'mqa', reproduce.PRESETS['smoke'], 'offline', args,
-                           ['--config.train.learning_rate=0.05'])
-  assert c.size == 'tiny' and c.name == 'wmt_mqa_tiny'
-  assert c.train.num_train_steps == reproduce.PRESETS['smoke'].train_steps
-  assert c.data.max_eval_examples == reproduce.PRESETS['smoke'].eval_sentences
+def _args(**kw):
+  return argparse.Namespace(**{'steps': 0, 'eval_sentences': None, **kw})
+
+
+def test_run_config_applies_plan_seed_preset_then_user_overrides(tmp_path):
+  smoke = xp.PRESETS['smoke']
+  plan = reproduce.task_plan(smoke, 'translate', None, print)
+  c = reproduce.run_config(xp.Run('translate', 'mqa', 1), smoke, plan, _args(),
+                           ['--config.train.learning_rate=0.05'], None)
+  assert c.size == 'tiny' and c.name == 'wmt_mqa_tiny_seed1'
+  assert c.train.seed == c.data.seed == 1
+  assert c.train.num_train_steps == plan.steps == 300
+  assert c.data.max_eval_examples == smoke.eval_sentences
   assert c.train.learning_rate == 0.05              # the user's override wins over the preset's
-  gpu = reproduce.row_config('lm', 'mha', reproduce.PRESETS['gpu'], 'offline', args, [])
-  assert gpu.model.d_model == cfg.SIZES['gpu'].d_model
-  assert gpu.train.num_train_steps == cfg.SIZES['gpu'].num_train_steps
-  paper = reproduce.row_config('translate', 'mha', reproduce.PRESETS['paper'], 'tfds', args, [])
-  assert cfg.param_count(paper.model, 'translate') == 211_320_832 and paper.train.learning_rate == 0.01
+  gpu = xp.PRESETS['gpu']
+  lm = reproduce.run_config(xp.Run('lm', 'mha'), gpu, gpu.plan('lm'), _args(), [], tmp_path)
+  assert lm.model.d_model == cfg.SIZES['gpu'].d_model and lm.train.num_train_steps == 3000
+  assert lm.model.dropout_rate == 0.2               # the gpu preset's stated LM recipe change
+  assert lm.data.extra_train_files.startswith(str(tmp_path / 'offline_corpus/english'))
+  wmt = reproduce.run_config(xp.Run('translate', 'mha'), gpu, gpu.plan('translate'), _args(), [], tmp_path)
+  assert wmt.train.learning_rate == 0.03 and wmt.train.num_train_steps == 3500
+  assert str(tmp_path / 'wmt14_en_de/extra_newstest/newstest2017') in wmt.data.train_files
+  assert 'newstest2013' not in wmt.data.train_files and 'newstest2014' not in wmt.data.train_files
+  paper = xp.PRESETS['paper']
+  p = reproduce.run_config(xp.Run('translate', 'mha'), paper,
+                           reproduce.task_plan(paper, 'translate', 'tfds', print), _args(), [], None)
+  assert cfg.param_count(p.model, 'translate') == 211_320_832 and p.train.learning_rate == 0.01
+  lm_paper = reproduce.run_config(xp.Run('lm', 'mha'), paper,
+                                  reproduce.task_plan(paper, 'lm', 'tfds', print), _args(), [], None)
+  assert lm_paper.train.num_train_steps == 136_000 and lm_paper.data.batch_size == 256
 
 
 def test_eval_groups(tmp_path):
-  groups = reproduce.eval_groups('translate', 'offline', tmp_path)
+  own = 'offline held-out'
+  groups = xp.eval_groups('translate', 'offline', tmp_path, own)
   assert [g.key for g in groups] == ['offline', 'newstest']
   assert groups[1].dev.name == 'newstest2013' and groups[1].test.name == 'newstest2014'
-  assert [g.key for g in reproduce.eval_groups('translate', 'offline', None)] == ['offline']
-  assert [g.key for g in reproduce.eval_groups('translate', 'tfds', None)] == ['newstest']
-  assert [g.key for g in reproduce.eval_groups('lm', 'offline', tmp_path)] == ['offline', 'lm1b']
+  assert dict(groups[1].data_overrides)['dev_files'] == str(tmp_path / 'wmt14_en_de/newstest2013')
+  assert [g.key for g in xp.eval_groups('translate', 'offline', None, own)] == ['offline']
+  assert [g.key for g in xp.eval_groups('translate', 'tfds', None, '')] == ['newstest']
+  assert [g.key for g in xp.eval_groups('translate', 'text', tmp_path, own)] == ['offline', 'newstest']
+  assert [g.key for g in xp.eval_groups('lm', 'offline', tmp_path, own)] == ['offline', 'lm1b']
 
 
-ROW_KEYS = {'name', 'task', 'row', 'label', 'in_paper', 'size', 'model', 'params', 'paper_params', 'train',
-            'data', 'evals', 'wall_seconds', 'provenance'}
+ROW_KEYS = {'name', 'task', 'row', 'seed', 'label', 'in_paper', 'size', 'model', 'params', 'paper_params',
+            'train', 'data', 'evals', 'wall_seconds', 'provenance', 'inputs', 'schema'}
 PROVENANCE_KEYS = {'preset', 'command', 'date_utc', 'git_commit', 'git_dirty', 'device_kind', 'platform',
                    'device_count', 'process_count', 'versions'}
 
@@ -60,7 +89,7 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
           '--skip-bench', '--config.train.progress=false']
   start = time.time()
   assert reproduce.main(argv) == 0
-  results = tmp_path / 'results' / 'smoke'
+  results = tmp_path / 'results'
 
   wmt = json.loads((results / 'rows' / 'wmt_mqa_local_tiny.json').read_text())
   lm = json.loads((results / 'rows' / 'lm_mqa_tiny.json').read_text())
@@ -73,6 +102,7 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
     assert r['train']['steps'] == 2 and r['train']['loss_curve'][-1][0] == 2
     assert r['train']['final_loss'] > 0
     assert set(r['wall_seconds']) == {'train', 'score', 'decode', 'total'}
+    assert r['seed'] == 0 and r['train']['recipe']['seed'] == 0
 
   m = wmt['model']
   assert (m['h'], m['g'], m['window']) == (8, 1, cfg.SIZES['tiny'].window)
@@ -80,37 +110,74 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   assert newstest['dev']['name'] == 'newstest2013' and newstest['dev']['sentences'] == 4
   assert newstest['dev']['ln_ppl'] > 0 and newstest['dev']['tokens'] > 0
   assert set(newstest['dev']['bleu']) == {'greedy'}
-  assert set(newstest['test']['bleu']) == {'greedy', 'beam4'}
+  assert set(newstest['test']['bleu']) == set(newstest['test']['chrf']) == {'greedy', 'beam4'}
   for decoding in newstest['test']['bleu'].values():
     assert 'tok:intl' in decoding['intl']['signature'] and 'tok:13a' in decoding['13a']['signature']
     assert 0.0 <= decoding['intl']['score'] <= 100.0
+  assert 'nc:6' in newstest['test']['chrf']['greedy']['signature']
+  # one compiled shape per decoding: every greedy split in one call, the beam splits in another
+  assert newstest['dev']['decode']['greedy']['call_sentences'] == 8
+  assert newstest['test']['decode']['beam4']['call_sentences'] == 4
   assert len(newstest['test']['samples']) == 3
+  hyps = results / 'hyps' / 'wmt_mqa_local_tiny'
+  assert len(reproduce.read_lines_xz(hyps / 'newstest2014.beam4.txt.xz')) == 4
+  assert len(reproduce.read_lines_xz(results / 'refs' / 'newstest2013.ref.txt.xz')) == 4
   dev = lm['evals']['lm1b']['dev']
   assert dev['word_ppl'] > 1 and dev['words'] > 0 and 'bleu' not in dev
+  data = json.loads((results / 'data_translate.json').read_text())
+  assert data['train']['files'][0]['path'].endswith('europarl_v7_first1000.raw.en')
+  assert data['train']['files'][0]['lines'] == 1000 and data['train']['kept'] > 0
+  assert data['eval']['newstest2014']['examples'] == 4
 
-  run = json.loads((results / 'run.json').read_text())
-  assert run['rows'] == {'wmt_mqa_local_tiny': 'done', 'lm_mqa_tiny': 'done'}
+  run = json.loads((results / 'run.json').read_text())['history'][-1]
+  assert run['runs'] == {'wmt_mqa_local_tiny': 'done', 'lm_mqa_tiny': 'done'}
   assert run['bench'].startswith('skipped')
   md = (results / 'tables.md').read_text()
-  assert 'multi-query local' in md and 'not run (1.424)' in md
-  assert (results / 'loss_curves.png').stat().st_size > 0
+  assert 'multi-query local' in md and 'not run here' in md
+  assert (results / 'quality_wmt.png').stat().st_size > 0
 
   # Resumable: a rerun skips rows whose JSON exists (and does not train or decode again).
   first = time.time() - start
   start = time.time()
   assert reproduce.main(argv) == 0
   assert time.time() - start < max(first / 2, 10)
-  run = json.loads((results / 'run.json').read_text())
-  assert all(s.startswith('skipped') for s in run['rows'].values())
+  history = json.loads((results / 'run.json').read_text())['history']
+  assert len(history) == 2 and all(s.startswith('skipped') for s in history[-1]['runs'].values())
+
+  # Changed inputs (here: more eval sentences) rerun the evaluation, and say why.
+  logs = []
+  assert reproduce.reproduce(reproduce_args(argv, eval_sentences=5), argv[-1:], argv, log=logs.append) == 0
+  assert any('changed' in line for line in logs)
+  assert json.loads((results / 'rows' / 'lm_mqa_tiny.json').read_text())['evals']['lm1b']['dev'][
+      'sentences'] == 5
+  reproduce.reproduce(reproduce_args(argv), argv[-1:], argv, log=logs.append)   # back to 4
 
   # Results JSON without this checkout's run directory (a fresh clone of a repo with committed
   # results) is not taken as done: that row runs again.
   import shutil
-  shutil.rmtree(tmp_path / 'work' / 'smoke' / 'lm_mqa_tiny')
+  shutil.rmtree(tmp_path / 'work' / 'lm_mqa_tiny')
   assert reproduce.main(argv) == 0
-  run = json.loads((results / 'run.json').read_text())
-  assert run['rows']['wmt_mqa_local_tiny'].startswith('skipped')
-  assert not run['rows']['lm_mqa_tiny'].startswith('skipped')
+  run = json.loads((results / 'run.json').read_text())['history'][-1]
+  assert run['runs']['wmt_mqa_local_tiny'].startswith('skipped')
+  assert not run['runs']['lm_mqa_tiny'].startswith('skipped')
+
+
+def reproduce_args(argv, **changes):
+  """The parsed arguments of `argv` (as reproduce.main parses them), with some changed."""
+  args = argparse.Namespace(preset='smoke', rows=None, seeds=None, steps=0, eval_sentences=None, data=None,
+                            results=None, workdirs=None, prepare_data=False, skip_bench=False,
+                            no_tables=False, force=False, fail_fast=False)
+  flags = {'--rows': 'rows', '--steps': 'steps', '--eval-sentences': 'eval_sentences', '--data': 'data',
+           '--results': 'results', '--workdirs': 'workdirs'}
+  for i, a in enumerate(argv):
+    if a in flags:
+      value = argv[i + 1]
+      setattr(args, flags[a], int(value) if flags[a] in ('steps', 'eval_sentences') else value)
+    elif a == '--skip-bench':
+      args.skip_bench = True
+  for k, v in changes.items():
+    setattr(args, k, v)
+  return args
 
 
 def test_unknown_flag_and_missing_text_data(tmp_path, monkeypatch, capsys):

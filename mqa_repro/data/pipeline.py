@@ -19,6 +19,8 @@ Sources (``data.source``):
              ``PREFIX`` (``PREFIX.en`` + ``PREFIX.de``) or ``.tsv`` for translate, text files for lm.
              Relative paths not found from the working directory are looked up in ``$MQA_REPRO_DATA``;
   'tfds'     ``data.tfds_name`` (wmt14_translate/de-en, English -> German; lm1b) via TensorFlow Datasets.
+Any source's training split can be extended with ``data.extra_train_files`` (text files as for 'text',
+read after the source's own training text; relative paths are looked up in ``$MQA_REPRO_DATA``).
 Splits: methods take 'train', 'dev' or 'test'; 'dev' / 'test' go through ``data.dev_split`` /
 ``data.test_split`` (default 'dev' / 'test': tfds validation / test, the offline corpus' dev / test).
 
@@ -79,6 +81,7 @@ def default_data_config(task: str = 'translate') -> ml_collections.ConfigDict:
   d.source = 'offline'
   d.data_dir = ''
   d.train_files = ''
+  d.extra_train_files = ''
   d.dev_files = ''
   d.test_files = ''
   d.tfds_name = 'wmt14_translate/de-en' if task == 'translate' else 'lm1b'
@@ -183,12 +186,39 @@ def _offline_source(task: str, cfg: ml_collections.ConfigDict, log: Log) -> _Fil
   return _FileSource(task, specs, log, f"offline corpus in {out_dir}")
 
 
+class _ExtendedSource:
+  """A source whose training split continues with extra text files (``data.extra_train_files``)."""
+
+  def __init__(self, base, extra: _FileSource):
+    self.base, self.extra = base, extra
+
+  def rows(self, split: str) -> Rows:
+    yield from self.base.rows(split)
+    if split == 'train':
+      yield from self.extra.rows('train')
+
+  def fingerprint(self, split: str) -> str:
+    own = self.base.fingerprint(split)
+    return own + '+' + self.extra.fingerprint('train') if split == 'train' else own
+
+  def describe(self, split: str) -> str:
+    own = self.base.describe(split)
+    return own + ', ' + self.extra.describe('train') if split == 'train' else own
+
+
 def _make_source(task: str, cfg: ml_collections.ConfigDict, log: Log):
   if cfg.source == 'text':
-    return _text_source(task, cfg, log)
-  if cfg.source == 'offline':
-    return _offline_source(task, cfg, log)
-  return _TfdsSource(task, cfg.tfds_name, cfg.tfds_data_dir)
+    base = _text_source(task, cfg, log)
+  elif cfg.source == 'offline':
+    base = _offline_source(task, cfg, log)
+  else:
+    base = _TfdsSource(task, cfg.tfds_name, cfg.tfds_data_dir)
+  extra = sources.split_specs(cfg.get('extra_train_files', ''))
+  if not extra:
+    return base
+  data_dir = sources.resolve_data_dir(None)
+  specs = {'train': [sources.resolve_text_path(s, data_dir) for s in extra]}
+  return _ExtendedSource(base, _FileSource(task, specs, log, 'data.extra_train_files'))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,6 +352,19 @@ class TaskData:
       return [r[0] for r in rows], [r[1] for r in rows]
     sentences = [r[0] for r in rows]
     return sentences, list(sentences)
+
+  def summary(self, split: str) -> dict:
+    """What a split holds, for results records: where it came from, examples read and kept (those
+    that fit max_length), tokens per side of the kept examples; for train also packed rows per epoch."""
+    name = self.split_name(split)
+    ex, keep = self._train if split == 'train' else self._eval(name)
+    out = {'split': name, 'from': self.source.describe(name), 'examples': len(ex), 'kept': int(len(keep)),
+           'dropped_too_long': int(len(ex) - len(keep)),
+           'tokens': {side: int(r.lengths[keep].sum()) for side, r in ex.sides.items()},
+           'words': int(np.asarray(ex.words)[keep].sum())}
+    if split == 'train':
+      out['rows_per_epoch'] = int(self.train_stream().rows_in_epoch(0))
+    return out
 
   def word_count(self, split: str) -> int:
     """Words of the examples eval_batches yields: whitespace tokens of each raw target + 1 (EOS)."""

@@ -1,0 +1,1 @@
+"""Results records -> tables and plots (what `mqa-repro tables` writes)."""
