@@ -283,14 +283,20 @@ def data_record(task: str, train_data: Any, eval_data: dict[str, Any], groups: S
   record = {'task': task, 'vocabulary': {'path': Path(train_data.tokenizer.model_path).name,
                                          'pieces': train_data.tokenizer.vocab_size,
                                          'sha256': train_data.tokenizer.fingerprint},
-            'train': {**train_data.summary('train'), 'files': files(train_data, 'train')}, 'eval': {}}
+            'train': {**_without_paths(train_data.summary('train')), 'files': files(train_data, 'train')},
+            'eval': {}}
   for group in groups:
     data = eval_data[group.key]
     for role, split in group.splits():
-      record['eval'][split.name] = {**data.summary(split.split), 'group': group.key, 'role': role,
-                                    'files': files(data, split.split)}
+      record['eval'][split.name] = {**_without_paths(data.summary(split.split)), 'group': group.key,
+                                    'role': role, 'files': files(data, split.split)}
   record['max_line_chars'] = sources.MAX_LINE_CHARS
   return record
+
+
+def _without_paths(summary: dict[str, Any]) -> dict[str, Any]:
+  """A split summary without its machine-specific paths ('files' lists them relative to the data)."""
+  return {k: v for k, v in summary.items() if k != 'from'}
 
 
 def _source_files(source: Any, split: str) -> list[Path]:

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The gpu preset's runs on a 2-GPU H200 host, one process per GPU, each a list of runs (ROW@SEED).
+# Data, vocabularies and token caches travel as .gpu/final.tar.xz, made on a CPU machine by
+#   mqa-repro reproduce --preset gpu --prepare-data --workdirs W   (+ $MQA_REPRO_DATA, the offline corpus)
+# Each process writes its own results directory; both come back as one archive to merge with
+# scripts/merge_results.py. Compiled programs are cached on disk, so a row's later seeds reuse them.
+# usage: scripts/h200_reproduce.sh OUT RUNS_GPU0 [RUNS_GPU1]     (RUNS: comma-separated, e.g. wmt_mha@0)
+set -u
+out=${1:?OUT}; runs0=${2:?RUNS_GPU0}; runs1=${3:-}
+gd=/tmp/gd; mkdir -p $gd; tar xJf .gpu/final.tar.xz -C $gd
+python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .gpu/whl/*.whl \
+  && export PYTHONPATH=/tmp/site:$PWD
+export MQA_REPRO_DATA=$gd/data MQA_REPRO_CACHE=$gd/cache JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache \
+  NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+go() {  # GPU RUNS
+  [ -n "$2" ] || return 0
+  CUDA_VISIBLE_DEVICES=$1 timeout ${LIMIT:-570} python3 -m mqa_repro.cli reproduce --preset gpu --rows "$2" \
+    --workdirs $gd/work --results /tmp/results_gpu$1 --skip-bench --no-tables \
+    --config.train.progress=false > $out/gpu$1.log 2>&1
+  echo "gpu$1 exit $?" >> $out/gpu$1.log
+}
+go 0 "$runs0" & go 1 "$runs1" & wait
+tar cJf $out/results.tar.xz -C /tmp $(cd /tmp && ls -d results_gpu*) 2>/dev/null
+grep -hE "done in|FAILED|skipped|exit" $out/gpu*.log
