@@ -22,6 +22,7 @@ COMMANDS = {
     'bench': ('mqa_repro.bench.cli', 'speed: Table 2 and LM decoding beside peers, vs the roofline'),
     'tables': ('mqa_repro.tables', "results JSON -> Tables 1-3 beside the paper's numbers, plots"),
     'reproduce': ('mqa_repro.reproduce', 'the main job: train, decode, score and tabulate a preset'),
+    'convert': ('mqa_repro.convert', 'a trained run -> grouped-query / multi-query run to uptrain'),
 }
 
 

@@ -399,8 +399,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
 def parse_args(argv: Sequence[str], prog: str, description: str) -> tuple[argparse.Namespace, list[str]]:
   parser = argparse.ArgumentParser(prog=prog, description=description)
-  parser.add_argument('--config', required=True,
-                      help='config file, optionally with a size: configs/wmt_mqa.py:tiny')
+  parser.add_argument('--config', default=None,
+                      help="config file, optionally with a size: configs/wmt_mqa.py:tiny (default: the "
+                           "run directory's own config.json, to resume or uptrain a run)")
   parser.add_argument('--workdir', required=True, help='run directory (checkpoints, metrics, vocab)')
   args, rest = parser.parse_known_args(argv)
   bad = [a for a in rest if not a.startswith('--config.')]
@@ -410,12 +411,24 @@ def parse_args(argv: Sequence[str], prog: str, description: str) -> tuple[argpar
   return args, rest
 
 
+def run_config(spec: str | None, workdir: str, overrides: Sequence[str]) -> ml_collections.ConfigDict:
+  """The config file `spec` with overrides, or without one the run directory's own config.json."""
+  if spec:
+    return cfg.load_config(spec, overrides)
+  saved = Path(workdir) / 'config.json'
+  if not saved.is_file():
+    raise FileNotFoundError(f'--config is needed: {saved} does not exist (a new run needs a config file)')
+  c = ckpt.config_from_json(saved.read_text())
+  cfg.apply_overrides(c, overrides)
+  return cfg.validate(c)
+
+
 def main(argv: Sequence[str]) -> int:
   args, overrides = parse_args(argv, 'mqa-repro train', 'Train one config; resumes if the workdir '
                                'holds checkpoints. Overrides: --config.<key>=<value>.')
   sharding.maybe_initialize_distributed()
   try:
-    trainer = Trainer(cfg.load_config(args.config, overrides), args.workdir)
+    trainer = Trainer(run_config(args.config, args.workdir, overrides), args.workdir)
   except (ValueError, FileNotFoundError) as e:
     print(f'mqa-repro train: {e}', file=sys.stderr)
     return 2
