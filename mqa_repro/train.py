@@ -244,7 +244,7 @@ class Trainer:
                               in_shardings=(self.param_shardings, batch_shardings),
                               out_shardings=replicated)
     # Typed key: its implementation decides the dropout RNG's cost (threefry is slow on GPUs).
-    self.base_rng = jax.random.key(config.train.seed, impl=config.train.get('prng_impl', 'threefry'))
+    self.base_rng = jax.random.key(config.train.seed, impl=cfg.PRNG_IMPLS[config.train.prng_impl])
 
   # ---- building blocks ---------------------------------------------------------------------------
 

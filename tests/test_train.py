@@ -210,8 +210,29 @@ for task, row in (('translate', 'mqa'), ('lm', 'mha')):
     (['--config', 'configs/nope.py'], 'config file not found'),
     (['--config', 'configs/wmt_mqa.py:tiny', '--config.model.windw=3'], 'known fields'),
     (['--config', 'configs/wmt_mqa.py:tiny', '--config.mesh.model=3'], 'config.mesh'),
+    (['--config', 'configs/lm_mqa.py:tiny', '--config.train.checkpoint_every=0'],
+     'config.train.checkpoint_every'),
+    (['--config', 'configs/lm_mqa.py:tiny', '--config.train.num_train_steps=0'],
+     'config.train.num_train_steps'),
 ])
 def test_cli_errors_say_what_to_change(args, message, tmp_path):
   proc = subprocess.run([sys.executable, '-m', 'mqa_repro.cli', 'train', '--workdir', str(tmp_path),
                          *args], capture_output=True, text=True, cwd=REPO, timeout=300)
   assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize('impl', ['rbg', 'threefry'])
+def test_both_offered_dropout_rngs_train(impl, tmp_path):
+  """config.train.prng_impl takes the two values its comment offers ('threefry' is JAX's
+  'threefry2x32'); one step with dropout on runs with either."""
+  c = cfg.row_config('lm', 'mqa', 'tiny')
+  c.model.update(d_model=32, qk_dim=8, v_dim=8, d_ff=64, decoder_layers=1, vocab_size=128,
+                 max_length=16, dropout_rate=0.1)
+  c.data.update(batch_size=2, max_length=16)
+  c.train.prng_impl = impl
+  tr = train.Trainer(c, tmp_path, with_data=False, log=lambda s: None)
+  from mqa_repro import model as mdl
+  batch = tr.to_global(mdl.dummy_batch('lm', 2, 16))
+  with tr._ctx():
+    _, out = tr._train_step(tr.init_state(), batch, tr.base_rng)
+  assert np.isfinite(float(out['loss']))
