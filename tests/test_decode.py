@@ -369,3 +369,29 @@ def test_decode_cli_main_reports_missing_run(tmp_path, capsys):
   from mqa_repro import decode_cli
   rc = decode_cli.main(['--workdir', str(tmp_path / 'nope'), '--input', 'x', '--output', 'y'])
   assert rc == 2 and 'not found' in capsys.readouterr().err
+
+
+def test_decode_cli_refuses_non_utf8_input_naming_file_and_line_before_loading(tmp_path, monkeypatch,
+                                                                               capsys):
+  """The same message training text gets (data/sources.py), exit 2, and no checkpoint loaded."""
+  import types
+  import mqa_repro
+  from mqa_repro import decode_cli
+
+  def load_for_inference(workdir, step=None, log=print):
+    raise AssertionError('the checkpoint was loaded before the input was read')
+  fake = types.ModuleType('mqa_repro.checkpoint')
+  fake.load_for_inference = load_for_inference
+  monkeypatch.setitem(sys.modules, 'mqa_repro.checkpoint', fake)
+  monkeypatch.setattr(mqa_repro, 'checkpoint', fake, raising=False)
+  src = tmp_path / 'in.en'
+  src.write_bytes('fine\nstill fine \u00e9\n'.encode() + b'caf\xe9 latin-1\n')
+  rc = decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output',
+                        str(tmp_path / 'out.de')])
+  err = capsys.readouterr().err
+  assert rc == 2 and f'{src}:3: not valid UTF-8' in err, err
+  assert decode_cli.main(['--workdir', str(tmp_path), '--input', str(tmp_path / 'nope'), '--output',
+                          str(tmp_path / 'out.de')]) == 2
+  assert 'not found' in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output', 'o', '--alpha', '-1'])
