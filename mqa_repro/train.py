@@ -394,6 +394,7 @@ class Trainer:
           # One host sync per logged step, not per step; a checkpoint step always comes here, so
           # nothing non-finite is ever saved.
           finite = np.asarray(self._finite(state, out))
+          checkpointer.record_committed()   # the integrity record of a save that has landed
           loss = float(out['loss'])
           if not finite.all():
             raise NonFiniteLoss(self._divergence(done, finite, loss, float(out['grad_norm']),
