@@ -285,10 +285,9 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   dec.max_len_a = 1.5          # max decode length = a * source length + b
   dec.max_len_b = 10
   dec.batch_size = 64
-  # What translate_batch / continue_batch compute in: 'float32' (with float32 matmuls, no TF32 or
-  # bf16 passes) makes the hypotheses independent of the batch size and composition; '' = the
-  # model's dtype (bfloat16 above: faster, but a bf16 logit rounds differently in differently
-  # shaped matmuls, so a hypothesis can change with --batch-size). See decode.py, "Determinism".
+  # What translate_batch / continue_batch compute in: 'float32' (float32 matmuls, no TF32 or bf16
+  # passes) keeps the hypotheses from depending on --batch-size; '' = model.dtype (bfloat16: faster,
+  # but a hypothesis can change with the batch). decode.py, "Determinism".
   dec.dtype = 'float32'
   return c
 
