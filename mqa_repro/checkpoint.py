@@ -108,9 +108,10 @@ class Checkpointer:
                read_only: bool = False):
     self.directory = Path(workdir).resolve() / 'checkpoints'
     self.read_only = read_only
+    # (orbax's own read_only option warns on every load; this one just never saves or moves)
     options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else keep,
                                            enable_async_checkpointing=async_save,
-                                           create=not read_only, read_only=read_only)
+                                           create=not read_only)
     self.manager = ocp.CheckpointManager(self.directory, options=options)
     self._unrecorded: list[int] = []       # saved, not yet known to be committed
 

@@ -1,7 +1,7 @@
 """``mqa-repro decode``: a text file in, detokenised hypotheses out, one line per input line.
 
     mqa-repro decode --workdir RUN --input newstest2014.en --output hyp.de [--beam 4] [--alpha 0.6]
-                     [--batch-size 64] [--step S]
+                     [--batch-size 64] [--step S] [--decode-dtype float32|model]
 
 Translation runs (config.task 'translate') translate each line; LM runs continue each line (the output
 is the continuation only). Lines are batched by length (sort, bucket, decode, restore) and written back
@@ -11,7 +11,9 @@ in INPUT ORDER:
     included), counted and reported;
   * the last batch may be short: it is padded with dummy rows so every batch has the same shape.
 Source lengths are padded up to a multiple of 8 and the batch shape is fixed, so a file compiles a
-handful of shapes, not one per batch.
+handful of shapes, not one per batch. The hypotheses do not depend on --batch-size in the default
+float32 decode (config.decode.dtype; decode.py, "Determinism"). The input must be UTF-8: anything
+else is refused naming the file and line, before the checkpoint loads.
 """
 
 from __future__ import annotations
@@ -143,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument('--batch-size', type=int, default=None, help='sentences per batch (default config)')
   p.add_argument('--step', type=int, default=None, help='checkpoint step (default: the latest)')
   p.add_argument('--max-new-tokens', type=int, default=64, help='LM only: tokens to add per prompt')
+  p.add_argument('--decode-dtype', choices=('float32', 'model'), default=None,
+                 help="float32: hypotheses that do not depend on --batch-size; model: the model's "
+                      "dtype (bfloat16: faster, batch-dependent); default config.decode.dtype")
   args = p.parse_args(argv)
   for flag, value, low in (('--beam', args.beam, 1), ('--batch-size', args.batch_size, 1),
                            ('--alpha', args.alpha, 0), ('--step', args.step, 0),
@@ -159,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   except (FileNotFoundError, ValueError) as e:
     _stderr(f'mqa-repro decode: {e}')
     return 2
+  if args.decode_dtype is not None:    # make_model hands it to translate_batch / continue_batch
+    config = config.copy_and_resolve_references()
+    config.decode.dtype = '' if args.decode_dtype == 'model' else args.decode_dtype
   beam = args.beam if args.beam is not None else config.decode.beam_size
   batch = args.batch_size if args.batch_size is not None else config.decode.batch_size
   if beam < 1 or batch < 1:

@@ -430,6 +430,9 @@ def test_decode_cli_main_end_to_end(tiny_translator, tmp_path, monkeypatch, caps
   out = (tmp_path / 'out.de').read_text().split('\n')
   assert len(out) == 4 and out[1] == '' and out[3] == ''
   assert '3 lines (1 empty, 0 truncated)' in capsys.readouterr().err
+  assert decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output',
+                          str(tmp_path / 'out2.de'), '--decode-dtype', 'model']) == 0
+  assert c.decode.dtype == 'float32'                 # the flag changes a copy of the run's config
 
 
 def test_decode_cli_main_reports_missing_run(tmp_path, capsys):
