@@ -41,9 +41,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from mqa_repro import model as mdl
+from mqa_repro import sharding
 
 Log = Callable[[str], None]
 
@@ -213,10 +217,6 @@ class Checkpointer:
 def abstract_params(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None) -> Any:
   """Restore targets for a run's parameters: ShapeDtypeStructs from the config's model, placed on
   one device (the first of this process), or sharded over `mesh` by the config's logical rules."""
-  from mqa_repro import model as mdl
-  from mqa_repro import sharding
-  import flax.linen as nn
-
   boxed = mdl.abstract_params(mdl.make_model(config), config.task)
   if mesh is None:
     one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])

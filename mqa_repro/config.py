@@ -356,7 +356,6 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ValueError(f"config.data.max_length ({c.data.max_length}) exceeds the position table "
                      f"config.model.max_length ({m.max_length})")
 
-  t = c.train
   _choice(c, 'train.optimizer', OPTIMIZERS)
   _number(c, 'train.num_train_steps', integer=True, low=1)
   _number(c, 'train.learning_rate', low=0.0, low_open=True)

@@ -173,7 +173,8 @@ def _at(x: Array, i: Array, axis: int) -> Array:
 
 def greedy_search(step: Step, params: Any, cache: Cache, batch_size: int, max_len: int,
                   per_row_max_len: Array | None = None, prefix: Array | None = None,
-                  vocab_size: int | None = None, with_scores: bool = False) -> Array:
+                  vocab_size: int | None = None,
+                  with_scores: bool = False) -> Array | tuple[Array, Array]:
   """Greedy decoding of `batch_size` rows: tokens [B, max_len], EOS-terminated, PAD after; with
   `with_scores` also each row's summed log-probability [B] (float32).
 

@@ -134,6 +134,19 @@ def make_finite_check() -> Callable:
   return check
 
 
+def divergence_message(step: int, finite: np.ndarray, loss: float, grad_norm: float,
+                       last_good: int | None, directory: Path) -> str:
+  """A NonFiniteLoss's message: what went non-finite at which step (flags in GUARDED's order), and
+  where a rerun resumes."""
+  what = {'loss': f'loss is {loss}', 'gradient norm': f'gradient norm is {grad_norm}'}
+  bad = [what.get(name, f'{name} not finite') for name, ok in zip(GUARDED, finite) if not ok]
+  kept = (f'The last good checkpoint (step {last_good}) is kept in {directory}; a rerun resumes '
+          f'from it' if last_good is not None else
+          'No checkpoint has been written (none was finite); a rerun starts from scratch')
+  return (f'train: {", ".join(bad)} at step {step}; stopping. {kept}. Lower '
+          f'config.train.learning_rate (--config.train.learning_rate=...) or check the data.')
+
+
 def make_eval_step(model: mdl.Transformer) -> Callable:
   def eval_step(params: Any, batch: dict) -> dict:
     logits = model.apply({'params': params}, batch, deterministic=True)
@@ -323,17 +336,6 @@ class Trainer:
             'param_shardings': sharding.describe(self.param_shardings)}
     (self.workdir / 'model_info.json').write_text(json.dumps(info, indent=1))
 
-  def _divergence(self, step: int, finite: np.ndarray, loss: float, grad_norm: float,
-                  last_good: int | None, directory: Path) -> str:
-    """The message of a NonFiniteLoss: what went non-finite at which step, and where to resume."""
-    what = {'loss': f'loss is {loss}', 'gradient norm': f'gradient norm is {grad_norm}'}
-    bad = [what.get(name, f'{name} not finite') for name, ok in zip(GUARDED, finite) if not ok]
-    kept = (f'The last good checkpoint (step {last_good}) is kept in {directory}; a rerun resumes '
-            f'from it' if last_good is not None else
-            f'No checkpoint has been written (none was finite); a rerun starts from scratch')
-    return (f'train: {", ".join(bad)} at step {step}; stopping. {kept}. Lower '
-            f'config.train.learning_rate (--config.train.learning_rate=...) or check the data.')
-
   # ---- the loop ----------------------------------------------------------------------------------
 
   def train_and_evaluate(self) -> dict[str, Any]:
@@ -397,8 +399,8 @@ class Trainer:
           checkpointer.record_committed()   # the integrity record of a save that has landed
           loss = float(out['loss'])
           if not finite.all():
-            raise NonFiniteLoss(self._divergence(done, finite, loss, float(out['grad_norm']),
-                                                 last_good, checkpointer.directory))
+            raise NonFiniteLoss(divergence_message(done, finite, loss, float(out['grad_norm']),
+                                                   last_good, checkpointer.directory))
           window_tokens += float(out['tokens']) * window_steps  # tokens are ~constant per packed batch
           elapsed = time.time() - window_start
           step_time = elapsed / window_steps
