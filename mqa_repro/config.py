@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,6 +29,10 @@ from mqa_repro import costs
 # Decode attention paths (Attention.impl): 'xla' einsums, the reference; 'pallas' the kernel for
 # self-attention steps; 'pallas_all' the kernel for cross-attention too.
 ATTENTION_IMPLS = ('xla', 'pallas', 'pallas_all')
+DTYPES = ('float32', 'bfloat16', 'float16')
+OPTIMIZERS = ('adafactor', 'adamw')
+# config.train.prng_impl -> JAX's name for the implementation (jax.random.key(seed, impl=...)).
+PRNG_IMPLS = {'rbg': 'rbg', 'threefry': 'threefry2x32'}
 
 # --------------------------------------------------------------------------------------------------
 # Rows of the paper's Tables 1 and 3 (plus grouped-query rows), as data.
@@ -257,11 +262,39 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   dec.max_len_a = 1.5          # max decode length = a * source length + b
   dec.max_len_b = 10
   dec.batch_size = 64
+  # What translate_batch / continue_batch compute in: 'float32' (float32 matmuls, no TF32 or bf16
+  # passes) keeps the hypotheses from depending on --batch-size; '' = model.dtype (bfloat16: faster,
+  # but a hypothesis can change with the batch). decode.py, "Determinism".
+  dec.dtype = 'float32'
   return c
 
 
 # --------------------------------------------------------------------------------------------------
 # Validation: fail on the config field, before anything compiles.
+
+
+def _number(c: ml_collections.ConfigDict, path: str, *, integer: bool = False, low: float | None = None,
+            low_open: bool = False, high: float | None = None, high_open: bool = False,
+            meaning: str = '') -> None:
+  """Refuse config.<path> unless it is a number (an int when `integer`) inside the given bounds."""
+  group, field = path.split('.')
+  value = c[group][field]
+  kinds = (int,) if integer else (int, float)
+  ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+  ok = ok and (low is None or (value > low if low_open else value >= low))
+  ok = ok and (high is None or (value < high if high_open else value <= high))
+  if not ok:
+    bounds = [f"{'>' if low_open else '>='} {low}" if low is not None else '',
+              f"{'<' if high_open else '<='} {high}" if high is not None else '']
+    what = 'an integer' if integer else 'a number'
+    raise ValueError(f"config.{path} must be {what} {' and '.join(b for b in bounds if b)}"
+                     f"{f' ({meaning})' if meaning else ''}, got {value!r}")
+
+
+def _choice(c: ml_collections.ConfigDict, path: str, choices: Sequence[Any]) -> None:
+  group, field = path.split('.')
+  if c[group][field] not in choices:
+    raise ValueError(f"config.{path} must be one of {tuple(choices)}, got {c[group][field]!r}")
 
 
 def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -282,20 +315,56 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ValueError(f"config.model.window must be None (global attention) or an integer >= 1, "
                      f"got {m.window!r}")
   for field in ('dropout_rate', 'attention_dropout_rate', 'relu_dropout_rate'):
-    if not 0.0 <= m[field] < 1.0:
-      raise ValueError(f"config.model.{field} must be in [0, 1), got {m[field]!r}")
-  if m.dtype not in ('float32', 'bfloat16', 'float16'):
-    raise ValueError(f"config.model.dtype must be float32, bfloat16 or float16, got {m.dtype!r}")
+    _number(c, f'model.{field}', low=0.0, high=1.0, high_open=True)
+  _number(c, 'model.norm_eps', low=0.0, low_open=True)
+  _choice(c, 'model.dtype', DTYPES)
+  _choice(c, 'model.param_dtype', DTYPES)
   if m.get('attention_impl', 'xla') not in ATTENTION_IMPLS:
     raise ValueError(f"config.model.attention_impl must be one of {ATTENTION_IMPLS}, "
                      f"got {m.attention_impl!r}")
+
+  for field in ('vocab_size', 'batch_size', 'eval_batch_size', 'spm_max_sentences'):
+    _number(c, f'data.{field}', integer=True, low=1)
+  _number(c, 'data.max_length', integer=True, low=2)
+  for field in ('max_train_examples', 'max_eval_examples'):
+    _number(c, f'data.{field}', integer=True, low=0, meaning='0 = all')
+  _number(c, 'data.seed', integer=True, low=0)
   if c.data.max_length > m.max_length:
     raise ValueError(f"config.data.max_length ({c.data.max_length}) exceeds the position table "
                      f"config.model.max_length ({m.max_length})")
-  if c.data.batch_size < 1:
-    raise ValueError(f"config.data.batch_size must be >= 1, got {c.data.batch_size!r}")
-  if c.decode.beam_size < 1:
-    raise ValueError(f"config.decode.beam_size must be >= 1, got {c.decode.beam_size!r}")
+
+  _choice(c, 'train.optimizer', OPTIMIZERS)
+  _number(c, 'train.num_train_steps', integer=True, low=1)
+  _number(c, 'train.learning_rate', low=0.0, low_open=True)
+  for field in ('warmup_steps', 'decay_steps'):
+    _number(c, f'train.{field}', integer=True, low=0)
+  _number(c, 'train.adafactor_decay_rate', low=0.0, low_open=True, high=1.0)
+  _number(c, 'train.adafactor_clipping', low=0.0, meaning='0 = no update clipping')
+  _number(c, 'train.grad_clip_norm', low=0.0, meaning='0 = no gradient clipping')
+  _number(c, 'train.label_smoothing', low=0.0, high=1.0, high_open=True)
+  _number(c, 'train.z_loss', low=0.0)
+  _number(c, 'train.seed', integer=True, low=0)
+  _choice(c, 'train.prng_impl', tuple(PRNG_IMPLS))
+  for field in ('log_every', 'checkpoint_every', 'keep_checkpoints'):
+    _number(c, f'train.{field}', integer=True, low=1)
+  _number(c, 'train.eval_every', integer=True, low=0, meaning='0 = evaluate only at the end')
+  _number(c, 'train.eval_steps', integer=True, low=0, meaning='0 = the whole dev set')
+  _number(c, 'train.peak_tflops', low=0.0, meaning='0 = look up the device kind')
+  _number(c, 'train.inject_nan_at_step', integer=True, low=-1, meaning='-1 = off')
+
+  for axis in ('data', 'fsdp', 'model'):
+    if c.mesh[axis] != -1:
+      _number(c, f'mesh.{axis}', integer=True, low=1, meaning='-1 = all remaining devices')
+
+  _number(c, 'decode.beam_size', integer=True, low=1, meaning='1 = greedy')
+  _number(c, 'decode.batch_size', integer=True, low=1)
+  _number(c, 'decode.alpha', low=0.0)
+  _number(c, 'decode.max_len_a', low=0.0)
+  _number(c, 'decode.max_len_b', integer=True, low=0)
+  if c.decode.max_len_a + c.decode.max_len_b < 1:
+    raise ValueError(f"config.decode.max_len_a + max_len_b must be >= 1 (a one-token source may "
+                     f"then decode one token), got {c.decode.max_len_a} + {c.decode.max_len_b}")
+  _choice(c, 'decode.dtype', ('',) + DTYPES)
   return c
 
 

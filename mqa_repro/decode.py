@@ -40,11 +40,31 @@ ones (ended by EOS or by the length cap). Each step
   4. marks the sentence done at its length cap, when nothing is alive, or when no alive hypothesis
      can still beat its worst finished one: log-probs only fall, so an alive hypothesis's best
      possible final score is logp / max(lp(next len), lp(cap)) (scores are <= 0).
-With W = 1 this is greedy search exactly (EOS wins the one slot only when it is the argmax). With W at
-least the number of candidates of every step it is exhaustive, which the brute-force test checks.
+With W = 1 this is greedy search (EOS wins the one slot only when it is the argmax), and beam_search
+runs greedy_search for it ("Determinism" below). With W at least the number of candidates of every
+step it is exhaustive, which the brute-force test checks.
 (t2t / t5x instead keep W alive hypotheses always and finish EOS candidates from the top 2W; that
 searches a little more but makes beam 1 differ from greedy.)
 The loop stops when every sentence is done.
+
+Determinism. Hypotheses must not depend on how sentences are batched, or BLEU moves with
+--batch-size. In bfloat16 they do (issue 16: greedy 9 of 51 newstest lines differ between batches
+of 1 and 64, beam 4 15 lines). A row's logits come out of matmuls whose kernel and summation order
+follow the batch shape (XLA's CPU backend: YNNPACK for a block of rows, a matrix-vector product for
+one row; GPUs: cuBLAS picks by shape) and whose fusion with neighbouring ops varies between compiled
+programs, and every bf16 intermediate rounds to 8 significant bits, so such differences reach the
+logits at the size of the gaps between a model's top candidates, and ties are common. In float32
+the same variations move a logit by about 1e-7 relative: a flip needs two candidates within that
+of each other. This is not bitwise batch invariance (that takes batch-invariant kernels), but no
+line changed in 51 (issue 16) nor in the tests' 64 lines at batches of 1, 7 and 64. So
+translate_batch / continue_batch decode in ``config.decode.dtype``, 'float32' by default (the
+weights are float32 already; activations and the cache become float32), traced under matmul
+precision 'highest' so that GPUs use no TF32 or bf16 passes either; '' keeps the model's dtype
+(faster, batch-dependent). See ``decode_model``.
+Beam 1 and greedy: the same choice mathematically, but two differently compiled loops rounded
+bf16 differently and disagreed (issue 16: 22 of 51 lines), so beam_search with W = 1 runs
+greedy_search (with its scores), which takes its argmax over the masked log-probabilities beam
+search ranks: the two agree token for token in every dtype.
 
 Reordering cost (the only data movement beam search adds to a step). The alive hypotheses of step
 i+1 descend from arbitrary parents, so the per-hypothesis self-attention cache must follow them: a
@@ -118,15 +138,6 @@ def length_penalty(length: Array | int, alpha: float) -> Array:
   return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha
 
 
-def _mask_banned(logits: Array, vocab_size: int | None = None) -> Array:
-  """logits [..., V] with PAD, BOS and ids >= vocab_size set to -inf."""
-  v = jnp.arange(logits.shape[-1])
-  banned = functools.reduce(jnp.logical_or, [v == i for i in _BANNED])
-  if vocab_size is not None:
-    banned |= v >= vocab_size
-  return jnp.where(banned, NEG_INF, logits)
-
-
 def _allowed_log_probs(logits: Array, vocab_size: int | None = None) -> Array:
   """logits [..., V] -> log-probs with PAD, BOS and ids >= vocab_size set to -inf (not renormalised)."""
   logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
@@ -162,36 +173,42 @@ def _at(x: Array, i: Array, axis: int) -> Array:
 
 def greedy_search(step: Step, params: Any, cache: Cache, batch_size: int, max_len: int,
                   per_row_max_len: Array | None = None, prefix: Array | None = None,
-                  vocab_size: int | None = None) -> Array:
-  """Greedy decoding of `batch_size` rows: tokens [B, max_len], EOS-terminated, PAD after.
+                  vocab_size: int | None = None,
+                  with_scores: bool = False) -> Array | tuple[Array, Array]:
+  """Greedy decoding of `batch_size` rows: tokens [B, max_len], EOS-terminated, PAD after; with
+  `with_scores` also each row's summed log-probability [B] (float32).
 
   One ``lax.while_loop`` over at most max_len steps, leaving as soon as every row has ended; jit the
   caller (``step`` and the int arguments static). `cache` holds B hypotheses and max_len slots.
+  The argmax is taken over the same masked log-probabilities beam search ranks (module docstring,
+  "Determinism").
   """
   b, t = batch_size, max_len
   limit = _row_limits(b, t, per_row_max_len)                        # [B]
   forced = _padded_prefix(prefix, b, t)                             # [B, T] | None
 
   def cond(carry):
-    i, _, _, done, _ = carry
+    i, _, _, done, _, _ = carry
     return (i < t) & ~jnp.all(done)
 
   def body(carry):
-    i, cache, last, done, out = carry
+    i, cache, last, done, out, score = carry
     logits, cache = step(params, cache, last[:, None])              # [B, 1, V]
-    # argmax needs no normalisation: mask the banned ids on the raw logits (one pass over [B, V])
-    token = jnp.argmax(_mask_banned(logits[:, 0], vocab_size), axis=-1).astype(jnp.int32)
+    logp = _allowed_log_probs(logits[:, 0], vocab_size)             # [B, V]
+    token = jnp.argmax(logp, axis=-1).astype(jnp.int32)
     if forced is not None:
       f = _at(forced, i, 1)
       token = jnp.where(f != PAD_ID, f, token)
     token = jnp.where(done, PAD_ID, token)
+    score = score + jnp.where(done, 0.0, jnp.take_along_axis(logp, token[:, None], axis=1)[:, 0])
     out = lax.dynamic_update_slice(out, token[:, None], (0, i))
     done = done | (token == EOS_ID) | (i + 1 >= limit)
-    return i + 1, cache, token, done, out
+    return i + 1, cache, token, done, out, score
 
   init = (jnp.zeros((), jnp.int32), cache, jnp.full((b,), BOS_ID, jnp.int32), limit <= 0,
-          jnp.full((b, t), PAD_ID, jnp.int32))
-  return lax.while_loop(cond, body, init)[-1]
+          jnp.full((b, t), PAD_ID, jnp.int32), jnp.zeros((b,), jnp.float32))
+  out = lax.while_loop(cond, body, init)
+  return (out[-2], out[-1]) if with_scores else out[-2]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,6 +289,12 @@ def beam_search(step: Step, params: Any, cache: Cache, batch_size: int, beam_siz
   b, w, t = batch_size, beam_size, max_len
   if reorder not in REORDERS:
     raise ValueError(f"reorder must be one of {REORDERS}, got {reorder!r}")
+  if w == 1:   # greedy search itself (module docstring, "Determinism"); nothing to reorder
+    tokens, logp = greedy_search(step, params, cache, b, t, per_row_max_len, prefix, vocab_size,
+                                 with_scores=True)
+    length = jnp.sum(tokens != PAD_ID, axis=1)
+    score = jnp.where(length > 0, logp / length_penalty(length, alpha), NEG_INF)
+    return tokens[:, None], score[:, None]
   limit = _row_limits(b, t, per_row_max_len)                        # [B]
   forced = _padded_prefix(prefix, b, t)
   tokens0 = jnp.full((b * w, 1), BOS_ID, jnp.int32)
@@ -345,6 +368,17 @@ def model_reorder(model) -> str:
   return 'prefix' if model.spec.attention_impl == 'xla' else 'pallas'
 
 
+def decode_model(model, decode_dtype: str | None = None) -> tuple[Any, str | None]:
+  """(model to decode with, matmul precision to trace it under) for a decode dtype: None takes
+  ``model.spec.decode_dtype`` (config.decode.dtype), '' the model's own dtype. Float32 decodes
+  trace under matmul precision 'highest', so no backend swaps in TF32 or bf16 passes."""
+  import dataclasses
+  dtype = (model.spec.decode_dtype if decode_dtype is None else decode_dtype) or model.spec.dtype
+  if dtype != model.spec.dtype:
+    model = model.clone(spec=dataclasses.replace(model.spec, dtype=dtype))
+  return model, 'highest' if dtype == 'float32' else None
+
+
 def model_step(model) -> Step:
   """The decoder's view of a Transformer: step(params, cache, tokens) -> (logits, cache)."""
   from mqa_repro.model import Transformer
@@ -389,7 +423,8 @@ def decode_lengths(source_lengths: np.ndarray, cap: int, a: float = 1.5, b: int 
 
 def translate_batch(model, params, inputs: np.ndarray, *, beam_size: int = 4, alpha: float = 0.6,
                     max_len_a: float = 1.5, max_len_b: int = 10, vocab_size: int | None = None,
-                    length_bucket: int = 8, max_len: int | None = None) -> np.ndarray:
+                    length_bucket: int = 8, max_len: int | None = None,
+                    decode_dtype: str | None = None) -> np.ndarray:
   """Translate inputs [B, S] (PAD-padded source ids, each ending with EOS) -> best tokens [B, T].
 
   The encoder runs once per batch and each sentence's cross-attention K/V are computed once
@@ -399,7 +434,10 @@ def translate_batch(model, params, inputs: np.ndarray, *, beam_size: int = 4, al
   longest limit rounded up to `length_bucket` (fewer recompiles; rows still stop at their own limit),
   or `max_len` when given (a caller decoding many batches pins it, so they share one compiled shape).
   Pass ``vocab_size=tokenizer.vocab_size`` so the model's vocabulary padding is never emitted.
+  ``decode_dtype`` (``decode_model``): None = config.decode.dtype as the model carries it
+  (``make_model``), 'float32' = batch-independent hypotheses, '' = the model's own dtype.
   """
+  model, precision = decode_model(model, decode_dtype)
   spec = model.spec
   inputs = np.asarray(inputs, np.int32)
   if inputs.shape[1] > spec.max_length:
@@ -413,9 +451,10 @@ def translate_batch(model, params, inputs: np.ndarray, *, beam_size: int = 4, al
   if max_len is None:
     max_len = int(min(spec.max_length, _round_up(int(limit.max()), length_bucket)))
   limit = np.minimum(limit, max_len)
-  return np.asarray(_translate(model, _unbox(params), jnp.asarray(inputs), jnp.asarray(limit),
-                               beam_size=beam_size, alpha=float(alpha), max_len=max_len,
-                               vocab_size=vocab_size))
+  with jax.default_matmul_precision(precision):
+    return np.asarray(_translate(model, _unbox(params), jnp.asarray(inputs), jnp.asarray(limit),
+                                 beam_size=beam_size, alpha=float(alpha), max_len=max_len,
+                                 vocab_size=vocab_size))
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'beam_size', 'alpha', 'max_len', 'vocab_size'))
@@ -430,13 +469,16 @@ def _continue(model, params, prompts: Array, limit: Array, *, beam_size: int, al
 
 def continue_batch(model, params, prompts: np.ndarray, *, max_new_tokens: int = 64,
                    beam_size: int = 1, alpha: float = 0.6, vocab_size: int | None = None,
-                   length_bucket: int = 8, max_len: int | None = None) -> np.ndarray:
+                   length_bucket: int = 8, max_len: int | None = None,
+                   decode_dtype: str | None = None) -> np.ndarray:
   """LM: continue prompts [B, P] (PAD-padded ids, no EOS) -> tokens [B, T] = prompt + continuation.
 
   The prompt is forced token by token inside the same loop (ragged prompts need no left padding);
   each row then generates up to `max_new_tokens` more, capped at ``spec.max_length`` in total.
   Beam scores include the prompt's log-probability (a constant per row, so the ranking is unchanged).
+  ``decode_dtype`` as for translate_batch.
   """
+  model, precision = decode_model(model, decode_dtype)
   spec = model.spec
   prompts = np.asarray(prompts, np.int32)
   lengths = (prompts != PAD_ID).sum(1)
@@ -446,9 +488,10 @@ def continue_batch(model, params, prompts: np.ndarray, *, max_new_tokens: int = 
   if max_len is None:
     max_len = int(min(spec.max_length, _round_up(int(limit.max()), length_bucket)))
   limit = np.minimum(limit, max_len)
-  return np.asarray(_continue(model, _unbox(params), jnp.asarray(prompts), jnp.asarray(limit),
-                              beam_size=beam_size, alpha=float(alpha), max_len=max_len,
-                              vocab_size=vocab_size))
+  with jax.default_matmul_precision(precision):
+    return np.asarray(_continue(model, _unbox(params), jnp.asarray(prompts), jnp.asarray(limit),
+                                beam_size=beam_size, alpha=float(alpha), max_len=max_len,
+                                vocab_size=vocab_size))
 
 
 def _unbox(params):

@@ -1,7 +1,7 @@
 """``mqa-repro decode``: a text file in, detokenised hypotheses out, one line per input line.
 
     mqa-repro decode --workdir RUN --input newstest2014.en --output hyp.de [--beam 4] [--alpha 0.6]
-                     [--batch-size 64] [--step S]
+                     [--batch-size 64] [--step S] [--decode-dtype float32|model]
 
 Translation runs (config.task 'translate') translate each line; LM runs continue each line (the output
 is the continuation only). Lines are sorted by length, decoded in batches, and written back in INPUT
@@ -14,6 +14,9 @@ ORDER:
     compiles ONE program for the search (compiling, not decoding, is what costs at these sizes: a
     shape per batch made a 3000-sentence test set compile for a minute and decode for half a second).
     Sorting by length still pays: a batch's loop stops when its longest hypothesis ends.
+The hypotheses do not depend on --batch-size in the default float32 decode (config.decode.dtype;
+decode.py, "Determinism"). The input must be UTF-8: anything else is refused naming the file and
+line, before the checkpoint loads.
 """
 
 from __future__ import annotations
@@ -115,18 +118,25 @@ def decode_lines(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str]
   return outputs, stats
 
 
+def read_input(path: str | Path) -> list[str]:
+  """The lines of a UTF-8 text file, read as training text is (data/sources.py: split on \\n only, a
+  byte-order mark dropped): bytes that are not UTF-8 raise ValueError naming the file and line."""
+  from mqa_repro.data import sources
+  return [text for _, text in sources.read_lines(path)]
+
+
+def write_output(path: str | Path, outputs: Sequence[str]) -> None:
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  # Hypotheses never contain newlines from the tokenizer, but guard the one-line-per-input contract.
+  path.write_text(''.join(o.replace('\n', ' ') + '\n' for o in outputs), encoding='utf-8')
+
+
 def decode_file(config, params: Any, tokenizer: Tokenizer, in_path: str | Path, out_path: str | Path,
                 **kwargs: Any) -> dict[str, Any]:
   """Decode every line of `in_path` into `out_path` (same number of lines, same order); -> stats."""
-  text = Path(in_path).read_text(encoding='utf-8')
-  lines = text.split('\n')
-  if lines and lines[-1] == '':                      # the final newline ends the last line
-    lines.pop()
-  outputs, stats = decode_lines(config, params, tokenizer, lines, **kwargs)
-  out_path = Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  # Hypotheses never contain newlines from the tokenizer, but guard the one-line-per-input contract.
-  out_path.write_text(''.join(o.replace('\n', ' ') + '\n' for o in outputs), encoding='utf-8')
+  outputs, stats = decode_lines(config, params, tokenizer, read_input(in_path), **kwargs)
+  write_output(out_path, outputs)
   return stats
 
 
@@ -146,15 +156,28 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument('--batch-size', type=int, default=None, help='sentences per batch (default config)')
   p.add_argument('--step', type=int, default=None, help='checkpoint step (default: the latest)')
   p.add_argument('--max-new-tokens', type=int, default=64, help='LM only: tokens to add per prompt')
+  p.add_argument('--decode-dtype', choices=('float32', 'model'), default=None,
+                 help="float32: hypotheses that do not depend on --batch-size; model: the model's "
+                      "dtype (bfloat16: faster, batch-dependent); default config.decode.dtype")
   args = p.parse_args(argv)
+  for flag, value, low in (('--beam', args.beam, 1), ('--batch-size', args.batch_size, 1),
+                           ('--alpha', args.alpha, 0), ('--step', args.step, 0),
+                           ('--max-new-tokens', args.max_new_tokens, 1)):
+    if value is not None and value < low:
+      p.error(f'{flag} must be >= {low}, got {value}')
 
   from mqa_repro import checkpoint
   try:
+    # The input first: a bad file is reported before minutes go into loading the checkpoint.
+    lines = read_input(args.input) if args.input else None
     config, params, tokenizer = checkpoint.load_for_inference(args.workdir, step=args.step,
                                                               log=_stderr)
   except (FileNotFoundError, ValueError) as e:
     _stderr(f'mqa-repro decode: {e}')
     return 2
+  if args.decode_dtype is not None:    # make_model hands it to translate_batch / continue_batch
+    config = config.copy_and_resolve_references()
+    config.decode.dtype = '' if args.decode_dtype == 'model' else args.decode_dtype
   beam = args.beam if args.beam is not None else config.decode.beam_size
   batch = args.batch_size if args.batch_size is not None else config.decode.batch_size
   if beam < 1 or batch < 1:
@@ -163,17 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.split:
     from mqa_repro.data.pipeline import load_task_data
     data = load_task_data(config.task, config.data, args.workdir, log=_stderr)
-    sources, references = data.eval_texts(args.split)
-    args.input = args.output + '.src'
-    Path(args.input).write_text(''.join(line + '\n' for line in sources), encoding='utf-8')
-    Path(args.output + '.ref').write_text(''.join(line + '\n' for line in references),
-                                          encoding='utf-8')
-  if not Path(args.input).is_file():
-    _stderr(f'mqa-repro decode: input file {args.input} not found')
-    return 2
-  stats = decode_file(config, params, tokenizer, args.input, args.output, beam_size=beam,
-                      alpha=args.alpha if args.alpha is not None else config.decode.alpha,
-                      batch_size=batch, max_new_tokens=args.max_new_tokens)
+    lines, references = data.eval_texts(args.split)
+    write_output(args.output + '.src', lines)
+    write_output(args.output + '.ref', references)
+  outputs, stats = decode_lines(config, params, tokenizer, lines, beam_size=beam,
+                                alpha=args.alpha if args.alpha is not None else config.decode.alpha,
+                                batch_size=batch, max_new_tokens=args.max_new_tokens)
+  write_output(args.output, outputs)
   _stderr(f"decode: {stats['lines']} lines ({stats['empty']} empty, {stats['truncated']} truncated) "
           f"-> {args.output} in {stats['seconds']:.1f}s, {stats['tokens_per_second']:.0f} tokens/s, "
           f"beam {beam}")

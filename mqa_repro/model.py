@@ -52,6 +52,9 @@ class ModelSpec:
   dtype: str = 'float32'
   param_dtype: str = 'float32'
   attention_impl: str = 'xla'   # decode steps: 'xla' | 'pallas' | 'pallas_all' (config.ATTENTION_IMPLS)
+  # The dtype translate_batch / continue_batch run the model in (config.decode.dtype); '' = dtype.
+  # Training and scoring never read it (decode.decode_model).
+  decode_dtype: str = ''
 
   @classmethod
   def from_config(cls, m: ml_collections.ConfigDict, **overrides: Any) -> 'ModelSpec':
@@ -288,6 +291,10 @@ class Transformer(nn.Module):
 
 
 def make_model(config: ml_collections.ConfigDict, **overrides: Any) -> Transformer:
+  """The model of ``config.model``, carrying ``config.decode.dtype`` for the decoders ('float32'
+  where a run's saved config predates that field: its default)."""
+  if 'decode' in config:
+    overrides.setdefault('decode_dtype', config.decode.get('dtype', 'float32'))
   return Transformer(ModelSpec.from_config(config.model, **overrides))
 
 

@@ -647,6 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                  'still resumes from the run\'s checkpoints; delete its run directory to retrain)')
   p.add_argument('--fail-fast', action='store_true', help='stop at the first failing run')
   args, rest = p.parse_known_args(argv)
+  for flag, value in (('--steps', args.steps), ('--eval-sentences', args.eval_sentences)):
+    if value is not None and value < 0:
+      p.error(f'{flag} must be >= 0, got {value}')
   bad = [a for a in rest if not a.startswith('--config.')]
   if bad:
     p.error(f'unrecognized arguments: {" ".join(bad)} (config overrides look like '

@@ -36,6 +36,7 @@ from mqa_repro import metrics as metrics_lib
 from mqa_repro import model as mdl
 from mqa_repro import sharding
 
+Array = jax.Array
 Log = Callable[[str], None]
 
 # Dense bf16 peak FLOP/s per device, for the MFU estimate (vendor datasheets). CPU has none.
@@ -111,6 +112,39 @@ def make_train_step(model: mdl.Transformer, tx: optax.GradientTransformation,
            'tokens': sums['weight_sum'], 'grad_norm': _tree_norm(grads)}
     return new_state, out
   return train_step
+
+
+# What the divergence guard checks, in the order of make_finite_check's flags.
+GUARDED = ('loss', 'gradient norm', 'updated parameters', 'optimizer state')
+
+
+def make_finite_check() -> Callable:
+  """(state, step outputs) -> bool [4]: are the loss, the gradient norm, every parameter and every
+  optimizer-state entry finite (GUARDED). One jitted reduction, fetched as four flags: the loss
+  alone is not enough, it is computed BEFORE the update, so a step whose update overflows reports
+  a finite loss and hands on parameters that are all inf / NaN."""
+  def all_finite(tree) -> Array:
+    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+             if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
+
+  def check(state: dict, out: dict) -> Array:
+    return jnp.stack([jnp.isfinite(out['loss']), jnp.isfinite(out['grad_norm']),
+                      all_finite(state['params']), all_finite(state['opt_state'])])
+  return check
+
+
+def divergence_message(step: int, finite: np.ndarray, loss: float, grad_norm: float,
+                       last_good: int | None, directory: Path) -> str:
+  """A NonFiniteLoss's message: what went non-finite at which step (flags in GUARDED's order), and
+  where a rerun resumes."""
+  what = {'loss': f'loss is {loss}', 'gradient norm': f'gradient norm is {grad_norm}'}
+  bad = [what.get(name, f'{name} not finite') for name, ok in zip(GUARDED, finite) if not ok]
+  kept = (f'The last good checkpoint (step {last_good}) is kept in {directory}; a rerun resumes '
+          f'from it' if last_good is not None else
+          'No checkpoint has been written (none was finite); a rerun starts from scratch')
+  return (f'train: {", ".join(bad)} at step {step}; stopping. {kept}. Lower '
+          f'config.train.learning_rate (--config.train.learning_rate=...) or check the data.')
 
 
 def make_eval_step(model: mdl.Transformer) -> Callable:
@@ -239,8 +273,9 @@ class Trainer:
     self._eval_step = jax.jit(make_eval_step(self.model),
                               in_shardings=(self.param_shardings, batch_shardings),
                               out_shardings=replicated)
+    self._finite = jax.jit(make_finite_check(), out_shardings=replicated)
     # Typed key: its implementation decides the dropout RNG's cost (threefry is slow on GPUs).
-    self.base_rng = jax.random.key(config.train.seed, impl=config.train.get('prng_impl', 'threefry'))
+    self.base_rng = jax.random.key(config.train.seed, impl=cfg.PRNG_IMPLS[config.train.prng_impl])
 
   # ---- building blocks ---------------------------------------------------------------------------
 
@@ -340,7 +375,7 @@ class Trainer:
         f'steps {start}..{t.num_train_steps}')
 
     batches = self.data.train_batches(start)
-    last_good = start
+    last_good = start if start else None      # the newest checkpoint known to hold finite values
     window_start, window_tokens, window_steps = time.time(), 0.0, 0
     summary: dict[str, Any] = {}
     try:
@@ -354,11 +389,14 @@ class Trainer:
         need_ckpt = done % t.checkpoint_every == 0 or done == t.num_train_steps
         window_steps += 1
         if need_log or need_eval or need_ckpt:
-          loss = float(out['loss'])           # one host sync per logged step, not per step
-          if not math.isfinite(loss):
-            raise NonFiniteLoss(f'train: loss is {loss} at step {done}; stopping. The last good '
-                                f'checkpoint (step {last_good}) is kept in {checkpointer.directory}. '
-                                f'Lower config.train.learning_rate or check the data.')
+          # One host sync per logged step, not per step; a checkpoint step always comes here, so
+          # nothing non-finite is ever saved.
+          finite = np.asarray(self._finite(state, out))
+          checkpointer.record_committed()   # the integrity record of a save that has landed
+          loss = float(out['loss'])
+          if not finite.all():
+            raise NonFiniteLoss(divergence_message(done, finite, loss, float(out['grad_norm']),
+                                                   last_good, checkpointer.directory))
           window_tokens += float(out['tokens']) * window_steps  # tokens are ~constant per packed batch
           elapsed = time.time() - window_start
           step_time = elapsed / window_steps

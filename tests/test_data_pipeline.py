@@ -322,6 +322,19 @@ def test_vocab_trained_once_and_tokens_cached(corpus, tmp_path, monkeypatch):
       np.testing.assert_array_equal(x[k], y[k])
 
 
+def test_skipped_lines_are_reported_once(corpus, tmp_path):
+  """The training text is read twice (vocabulary, then tokens): its skip counts are one message."""
+  lines = (corpus / 'mono.txt').read_text().splitlines()
+  lines.insert(3, 'x' * 5001)
+  (tmp_path / 'long.txt').write_text('\n'.join(lines) + '\n')
+  messages = []
+  c = make_config(corpus, 'lm', train_files=str(tmp_path / 'long.txt'))
+  data = pipeline.load_task_data('lm', c, tmp_path / 'wd', log=messages.append)
+  take(data.train_batches(), 1)
+  skipped = [m for m in messages if 'longer than 5000 characters' in m]
+  assert len(skipped) == 1 and 'first at line 4' in skipped[0], messages
+
+
 def test_vocab_larger_than_config_is_refused(corpus, vocab, tmp_path):
   with pytest.raises(ValueError, match='overflow'):
     pipeline.load_task_data('translate', make_config(corpus, 'translate', vocab_path=vocab, vocab_size=10),

@@ -340,6 +340,74 @@ def test_decode_file_keeps_order_with_empty_long_and_ragged_batches(tiny_transla
     assert all(decoded) and len(set(decoded)) >= 4, decoded  # outputs depend on the input
 
 
+# --------------------------------------------------------------------------------------------------
+# Determinism: the shipped bfloat16 model, decoded in config.decode.dtype = 'float32' (the default).
+
+
+@pytest.fixture(scope='module')
+def bf16_models(tiny_translator):
+  """{task: (config, params)} of random bfloat16 models (the shipped setting) for the fixture's
+  tokenizer, and 64 lines of its words."""
+  _, _, tok, words = tiny_translator
+  out = {}
+  for task, row in (('translate', 'mqa'), ('lm', 'gqa2')):
+    c, _, params = _tiny(task, row, vocab=128, max_length=24, layers=2)
+    c.model.dtype = 'bfloat16'
+    out[task] = c, params
+  rng = np.random.default_rng(2)
+  return out, tok, [' '.join(rng.choice(words, rng.integers(1, 9))) for _ in range(64)]
+
+
+@pytest.mark.parametrize('task', ['translate', 'lm'])
+def test_hypotheses_do_not_depend_on_the_batch_size(task, bf16_models):
+  """Batches of 1, 7 and 64 lines give the same hypotheses, greedy and beam. In bfloat16 they did
+  not (issue 16: 9 of 51 lines greedy): a row's logits came out of differently shaped, differently
+  fused matmuls, rounded to bf16, and a near-tie flipped."""
+  from mqa_repro import decode_cli
+  (models, tok, lines), (c, params) = bf16_models, bf16_models[0][task]
+  assert c.decode.dtype == 'float32'
+  for beam in (1, 3):
+    outputs = [decode_cli.decode_lines(c, params, tok, lines, beam_size=beam, batch_size=n,
+                                       max_new_tokens=6, log=lambda m: None)[0] for n in (1, 7, 64)]
+    assert outputs[0] == outputs[1] == outputs[2], beam
+    assert len(set(outputs[0])) > 16                    # the hypotheses depend on the input
+
+
+@pytest.mark.parametrize('task', ['translate', 'lm'])
+@pytest.mark.parametrize('decode_dtype', ['float32', ''])
+def test_beam_search_with_one_beam_is_greedy_search(task, decode_dtype, bf16_models):
+  """In the deterministic mode and in plain bfloat16 alike: 64 rows, token for token, and the
+  score is the greedy hypothesis' log-probability under the length penalty."""
+  (_, tok, lines), (c, params) = bf16_models, bf16_models[0][task]
+  model, precision = decode.decode_model(mdl.make_model(c), decode_dtype)
+  ids = [tok.encode(line) + ([EOS_ID] if task == 'translate' else []) for line in lines]
+  inputs = np.zeros((len(ids), 16), np.int32)
+  for r, x in enumerate(ids):
+    inputs[r, :len(x)] = x
+  b, t = len(ids), 20
+  limit = np.full(b, t)
+
+  @functools.partial(jax.jit, static_argnames='beam')
+  def search(params, inputs, beam):
+    if task == 'translate':
+      cache = _cache(model, params, inputs, b, t)
+      prefix = None
+    else:
+      cache, prefix = _cache(model, params, None, b, t), inputs
+    step = decode.model_step(model)
+    if beam:
+      return decode.beam_search(step, params, cache, b, 1, t, 0.6, limit, prefix, tok.vocab_size)
+    return decode.greedy_search(step, params, cache, b, t, limit, prefix, tok.vocab_size,
+                                with_scores=True)
+  with jax.default_matmul_precision(precision):
+    greedy, logp = search(params, inputs, False)
+    beam, score = search(params, inputs, True)
+  np.testing.assert_array_equal(beam[:, 0], greedy)
+  lengths = (np.asarray(greedy) != PAD_ID).sum(1)
+  np.testing.assert_allclose(score[:, 0], logp / decode.length_penalty(lengths, 0.6), rtol=1e-6)
+  assert len({tuple(r) for r in np.asarray(greedy)}) > 16
+
+
 def _fake_checkpoint(monkeypatch, loaded):
   """Stand-in for mqa_repro.checkpoint.load_for_inference (the lead's module) returning `loaded`."""
   import types
@@ -362,6 +430,9 @@ def test_decode_cli_main_end_to_end(tiny_translator, tmp_path, monkeypatch, caps
   out = (tmp_path / 'out.de').read_text().split('\n')
   assert len(out) == 4 and out[1] == '' and out[3] == ''
   assert '3 lines (1 empty, 0 truncated)' in capsys.readouterr().err
+  assert decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output',
+                          str(tmp_path / 'out2.de'), '--decode-dtype', 'model']) == 0
+  assert c.decode.dtype == 'float32'                 # the flag changes a copy of the run's config
 
 
 def test_decode_cli_main_reports_missing_run(tmp_path, capsys):
@@ -369,3 +440,29 @@ def test_decode_cli_main_reports_missing_run(tmp_path, capsys):
   from mqa_repro import decode_cli
   rc = decode_cli.main(['--workdir', str(tmp_path / 'nope'), '--input', 'x', '--output', 'y'])
   assert rc == 2 and 'not found' in capsys.readouterr().err
+
+
+def test_decode_cli_refuses_non_utf8_input_naming_file_and_line_before_loading(tmp_path, monkeypatch,
+                                                                               capsys):
+  """The same message training text gets (data/sources.py), exit 2, and no checkpoint loaded."""
+  import types
+  import mqa_repro
+  from mqa_repro import decode_cli
+
+  def load_for_inference(workdir, step=None, log=print):
+    raise AssertionError('the checkpoint was loaded before the input was read')
+  fake = types.ModuleType('mqa_repro.checkpoint')
+  fake.load_for_inference = load_for_inference
+  monkeypatch.setitem(sys.modules, 'mqa_repro.checkpoint', fake)
+  monkeypatch.setattr(mqa_repro, 'checkpoint', fake, raising=False)
+  src = tmp_path / 'in.en'
+  src.write_bytes('fine\nstill fine \u00e9\n'.encode() + b'caf\xe9 latin-1\n')
+  rc = decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output',
+                        str(tmp_path / 'out.de')])
+  err = capsys.readouterr().err
+  assert rc == 2 and f'{src}:3: not valid UTF-8' in err, err
+  assert decode_cli.main(['--workdir', str(tmp_path), '--input', str(tmp_path / 'nope'), '--output',
+                          str(tmp_path / 'out.de')]) == 2
+  assert 'not found' in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output', 'o', '--alpha', '-1'])

@@ -148,6 +148,29 @@ def test_bad_configs_are_refused_naming_the_field(field, value, match):
     cfg.validate(c)
 
 
+@pytest.mark.parametrize('path,value', [
+    ('train.checkpoint_every', 0), ('train.log_every', 0), ('train.num_train_steps', 0),
+    ('train.num_train_steps', -1), ('train.keep_checkpoints', 0), ('train.learning_rate', -1.0),
+    ('train.learning_rate', 0.0), ('train.warmup_steps', -1), ('train.decay_steps', -5),
+    ('train.label_smoothing', 1.0), ('train.z_loss', -1e-4), ('train.eval_every', -1),
+    ('train.eval_steps', -1), ('train.grad_clip_norm', -1.0), ('train.adafactor_decay_rate', 0.0),
+    ('train.prng_impl', 'philox'), ('train.optimizer', 'sgd'),
+    ('train.log_every', True), ('train.learning_rate', float('nan')),
+    ('data.batch_size', 0), ('data.eval_batch_size', 0), ('data.max_train_examples', -1),
+    ('model.norm_eps', 0.0), ('model.dropout_rate', 1.0), ('mesh.data', 0), ('mesh.model', -2),
+    ('decode.alpha', -0.5), ('decode.max_len_a', -1.0), ('decode.max_len_b', -3),
+    ('decode.beam_size', 0), ('decode.batch_size', 0), ('decode.dtype', 'int8'),
+])
+def test_every_numeric_field_is_validated_naming_it(path, value):
+  """Values that used to crash later (ZeroDivisionError), train nothing and exit 0, keep no
+  checkpoint, or train backwards are refused by validate(), before anything compiles."""
+  c = cfg.row_config('lm', 'mqa', 'tiny')
+  group, field = path.split('.')
+  c[group][field] = value
+  with pytest.raises(ValueError, match=f'config.{path}'):
+    cfg.validate(c)
+
+
 def test_unknown_override_and_missing_file_say_what_to_change(tmp_path):
   with pytest.raises(ValueError, match='model has no field .*windw.*known fields:.*window'):
     cfg.load_config(str(cfg.config_file('lm', 'mqa')) + ':tiny', ['--config.model.windw=4'])

@@ -183,6 +183,11 @@ def reproduce_args(argv, **changes):
 def test_unknown_flag_and_missing_text_data(tmp_path, monkeypatch, capsys):
   with pytest.raises(SystemExit):
     reproduce.main(['--preset', 'smoke', '--bogus'])
+  for flag in ('--steps', '--eval-sentences'):    # used to train nothing, then a traceback
+    with pytest.raises(SystemExit) as exit_info:
+      reproduce.main(['--preset', 'smoke', flag, '-1', '--results', str(tmp_path),
+                      '--workdirs', str(tmp_path), '--skip-bench', '--rows', 'lm_mqa', '--data', 'text'])
+    assert exit_info.value.code == 2 and f'{flag} must be >= 0' in capsys.readouterr().err
   monkeypatch.delenv('MQA_REPRO_DATA', raising=False)
   monkeypatch.setenv('MQA_REPRO_DATA', str(tmp_path / 'nowhere'))
   assert reproduce.main(['--preset', 'smoke', '--data', 'text', '--results', str(tmp_path),

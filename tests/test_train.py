@@ -187,6 +187,37 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, tmp_path):
   assert proc.returncode == 3 and 'loss is nan' in proc.stderr
 
 
+def _finite(workdir, step):
+  _, params, _ = ckpt.load_for_inference(workdir, step=step, log=lambda s: None)
+  return all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(params))
+
+
+@pytest.mark.filterwarnings('ignore:overflow encountered in cast')   # 1e39 as a float32 rate
+def test_divergence_never_leaves_a_non_finite_checkpoint_and_a_lower_rate_recovers(shared_data,
+                                                                                   tmp_path):
+  """learning_rate 1e39 makes the parameters non-finite in one update while the loss of that step
+  (computed before the update) is still finite: the guard must look at what is about to be saved."""
+  c = tiny('lm', 'mqa', shared_data, num_train_steps=1, checkpoint_every=1, learning_rate=1e39)
+  with pytest.raises(train.NonFiniteLoss, match='parameters.*step 1.*[Nn]o checkpoint'):
+    train.train_and_evaluate(c, tmp_path / 'scratch', log=lambda s: None)
+  assert ckpt.Checkpointer(tmp_path / 'scratch').steps() == []
+
+  c = tiny('lm', 'mqa', shared_data, num_train_steps=2, checkpoint_every=1)
+  train.train_and_evaluate(c, tmp_path, log=lambda s: None)           # steps 1, 2 at a sane rate
+  c.train.update(num_train_steps=4, learning_rate=1e39)
+  with pytest.raises(train.NonFiniteLoss, match='step 3.*last good checkpoint \\(step 2\\)'):
+    train.train_and_evaluate(c, tmp_path, log=lambda s: None)
+  steps = ckpt.Checkpointer(tmp_path).steps()
+  assert steps == [1, 2] and all(_finite(tmp_path, s) for s in steps)
+  # the advice works: a lower learning rate (a train setting, not the model) resumes and finishes
+  c.train.learning_rate = 0.005
+  proc = subprocess.run(_train_cmd(c, tmp_path) + ['--config.train.learning_rate=0.005'],
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'resumed' in proc.stdout and 'at step 2' in proc.stdout, proc.stdout[-2000:]
+  assert json.loads(proc.stdout.splitlines()[-1])['step'] == 4 and _finite(tmp_path, 4)
+
+
 def test_paper_configs_compile_ahead_of_time_on_eight_devices():
   """The paper's train step lowers and compiles for data=8 on fake CPU devices (nothing runs)."""
   script = r'''
@@ -210,8 +241,29 @@ for task, row in (('translate', 'mqa'), ('lm', 'mha')):
     (['--config', 'configs/nope.py'], 'config file not found'),
     (['--config', 'configs/wmt_mqa.py:tiny', '--config.model.windw=3'], 'known fields'),
     (['--config', 'configs/wmt_mqa.py:tiny', '--config.mesh.model=3'], 'config.mesh'),
+    (['--config', 'configs/lm_mqa.py:tiny', '--config.train.checkpoint_every=0'],
+     'config.train.checkpoint_every'),
+    (['--config', 'configs/lm_mqa.py:tiny', '--config.train.num_train_steps=0'],
+     'config.train.num_train_steps'),
 ])
 def test_cli_errors_say_what_to_change(args, message, tmp_path):
   proc = subprocess.run([sys.executable, '-m', 'mqa_repro.cli', 'train', '--workdir', str(tmp_path),
                          *args], capture_output=True, text=True, cwd=REPO, timeout=300)
   assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize('impl', ['rbg', 'threefry'])
+def test_both_offered_dropout_rngs_train(impl, tmp_path):
+  """config.train.prng_impl takes the two values its comment offers ('threefry' is JAX's
+  'threefry2x32'); one step with dropout on runs with either."""
+  c = cfg.row_config('lm', 'mqa', 'tiny')
+  c.model.update(d_model=32, qk_dim=8, v_dim=8, d_ff=64, decoder_layers=1, vocab_size=128,
+                 max_length=16, dropout_rate=0.1)
+  c.data.update(batch_size=2, max_length=16)
+  c.train.prng_impl = impl
+  tr = train.Trainer(c, tmp_path, with_data=False, log=lambda s: None)
+  from mqa_repro import model as mdl
+  batch = tr.to_global(mdl.dummy_batch('lm', 2, 16))
+  with tr._ctx():
+    _, out = tr._train_step(tr.init_state(), batch, tr.base_rng)
+  assert np.isfinite(float(out['loss']))

@@ -115,6 +115,14 @@ class _FileSource:
 
   def __init__(self, task: str, specs: dict[str, list], log: Log, origin: str):
     self.task, self.specs, self.log, self.origin = task, specs, log, origin
+    self._reported: set[str] = set()
+
+  def _report(self, message: str) -> None:
+    """The reader's skip counts, each once: a training file is read twice (vocabulary, then
+    tokens), and both reads end with the same message."""
+    if message not in self._reported:
+      self._reported.add(message)
+      self.log(message)
 
   def _specs(self, split: str) -> list:
     if not self.specs.get(split):
@@ -125,9 +133,9 @@ class _FileSource:
   def rows(self, split: str) -> Rows:
     for spec in self._specs(split):
       if self.task == 'translate':
-        yield from sources.read_parallel(spec, log=self.log)
+        yield from sources.read_parallel(spec, log=self._report)
       else:
-        yield from ((s,) for s in sources.read_monolingual(spec, log=self.log))
+        yield from ((s,) for s in sources.read_monolingual(spec, log=self._report))
 
   def files(self, split: str) -> list[Path]:
     out = []
