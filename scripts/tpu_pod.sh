@@ -10,7 +10,7 @@
 #   scripts/tpu_pod.sh delete
 #
 # Settings (environment): TPU_NAME (mqa-repro), ZONE (europe-west4-a), ACCELERATOR (v3-32),
-# VERSION (tpu-ubuntu2204-base), PROJECT (gcloud's default when unset).
+# VERSION (tpu-ubuntu2204-base), PYTHON_VERSION (3.12, the venv's), PROJECT (gcloud's default when unset).
 # Checkpoints of a multi-host run must go to a directory every host sees at the same path (a GCS bucket
 # mounted with gcsfuse, or NFS): orbax writes each host's shards there.
 set -euo pipefail
@@ -19,6 +19,7 @@ TPU_NAME=${TPU_NAME:-mqa-repro}
 ZONE=${ZONE:-europe-west4-a}
 ACCELERATOR=${ACCELERATOR:-v3-32}
 VERSION=${VERSION:-tpu-ubuntu2204-base}
+PYTHON_VERSION=${PYTHON_VERSION:-3.12}
 GCLOUD=(gcloud compute tpus tpu-vm)
 WHERE=(--zone="$ZONE" ${PROJECT:+--project="$PROJECT"})
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,10 +37,13 @@ case "${1:-}" in
     git -C "$REPO" archive --format=tar.gz -o "$archive" HEAD
     "${GCLOUD[@]}" scp "$archive" "$TPU_NAME":mqa_repro.tar.gz "${WHERE[@]}" --worker=all
     rm -f "$archive"
+    # TPU VM images ship Python 3.10, older than the project needs (jax >= 0.7 needs >= 3.11): uv,
+    # installed with the image's own pip, fetches a standalone CPython for the venv.
     on_all_hosts "set -e; rm -rf ~/mqa_repro && mkdir ~/mqa_repro && tar -xzf ~/mqa_repro.tar.gz -C ~/mqa_repro \
-      && cd ~/mqa_repro && python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip \
-      && .venv/bin/pip install -q -e '.[tfds,viz]' 'jax[tpu]' \
-      && .venv/bin/python -c 'import jax; print(jax.process_index(), jax.device_count(), jax.devices()[0].device_kind)'"
+      && cd ~/mqa_repro && python3 -m pip install -q --user --upgrade uv \
+      && python3 -m uv venv --python $PYTHON_VERSION .venv \
+      && python3 -m uv pip install -q --python .venv/bin/python -e '.[tfds,viz]' 'jax[tpu]' \
+      && .venv/bin/python -c 'import jax, sys; print(sys.version.split()[0], jax.__version__, jax.process_index(), jax.device_count(), jax.devices()[0].device_kind)'"
     ;;
   run)
     shift
