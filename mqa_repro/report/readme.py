@@ -1,0 +1,174 @@
+"""The README's numbers, generated from the committed results so that prose and files cannot drift.
+
+    python -m mqa_repro.report.readme            # rewrite the generated blocks of README.md
+    python -m mqa_repro.report.readme --check    # exit 1 if a block differs from what results/ gives
+
+A generated block sits between ``<!-- begin: NAME -->`` and ``<!-- end: NAME -->``; everything between
+the two markers is replaced. Blocks:
+  glance  what multi-query buys in decoding speed and costs in quality, from results/h200 (quality,
+          speed on the H200 when measured) and results/gpu (the H100 speed runs, relabelled against
+          the datasheet by scripts/relabel_h100.py);
+  smoke   the smoke preset's numbers (results/smoke) and its wall time;
+  setup   the two setup commands' times on an idle 2-core machine (results/setup_times.json, written
+          by scripts/time_setup.sh from a fresh clone).
+Numbers the README quotes outside these blocks must not be results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+from mqa_repro.report import quality
+from mqa_repro.report.format import md_table
+
+REPO = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r'(<!-- begin: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)', re.S)
+
+
+def _json(path: Path) -> dict | None:
+  return json.loads(path.read_text(encoding='utf-8')) if path.is_file() else None
+
+
+def _speed_rows(root: Path) -> tuple[str, dict[str, dict]]:
+  """(hardware and source text, {variant: {greedy, beam, greedy_fraction}}) of the newest speed run
+  with the kernels: the H200's when results/h200/bench.json holds one, else the H100 history."""
+  h200 = _json(root / 'results' / 'h200' / 'bench.json')
+  if h200 and h200.get('table2'):
+    rows = {e['variant']: {'greedy': e.get('greedy_decoder_us_per_token_pallas') or e['greedy_decoder_us_per_token'],
+                           'beam': e.get('beam_decoder_us_per_token_pallas') or e.get('beam_decoder_us_per_token'),
+                           'fraction': e.get('greedy_sequential_roofline_fraction_pallas')
+                           or e.get('greedy_sequential_roofline_fraction')}
+            for e in h200['table2']}
+    return f"one {h200['hardware']['device']} (`results/h200/bench.json`)", rows
+  relabelled = _json(root / 'results' / 'gpu' / 'h100_relabelled.json') or {'rows': []}
+  rows = {r['variant']: {'greedy': r['greedy_us_per_token'], 'beam': r['beam_us_per_token'],
+                         'fraction': r['greedy_sequential_fraction']}
+          for r in relabelled['rows'] if r['file'] == 'h100_pallas_reorder_mha_mqa.json'}
+  return ('one H100 80GB, before the H200 runs (`docs/speed.md`; fractions against the H100 datasheet, '
+          '`results/gpu/h100_relabelled.json`)'), rows
+
+
+def glance(root: Path) -> str:
+  hw, speed = _speed_rows(root)
+  lines = []
+  mha, mqa = speed.get('mha'), speed.get('mqa')
+  if mha and mqa:
+    lines += [f'**Speed** — the paper\'s WMT model (211M parameters), batch 1024, source and target 128, '
+              f'with our Pallas decode kernels, on {hw}:', '',
+              *md_table(['decoder, µs per output token', 'multi-head', 'multi-query', 'multi-query is',
+                         'paper (TPUv2)'],
+                        [['greedy', f"{mha['greedy']:.2f}", f"{mqa['greedy']:.2f}",
+                          f"{mha['greedy'] / mqa['greedy']:.1f}× faster", '46 vs 3.8: 12×'],
+                         ['beam 4', f"{mha['beam']:.1f}", f"{mqa['beam']:.2f}",
+                          f"{mha['beam'] / mqa['beam']:.1f}× faster", '203 vs 32: 6.3×'],
+                         ['greedy, share of the sequential roofline', f"{mha['fraction']:.0%}",
+                          f"{mqa['fraction']:.0%}", '', '']]), '']
+  results = root / 'results' / 'h200'
+  rows = quality.load_rows(results) if (results / 'rows').is_dir() else {'translate': [], 'lm': []}
+  found = []
+  for task, group, metric, role, lower, name, digits in (
+      ('translate', 'newstest', ('ln_ppl',), 'dev', True, 'WMT ln(PPL) per subword, newstest2013', 3),
+      ('translate', 'newstest', ('bleu', 'greedy', 'intl', 'score'), 'test', False,
+       'WMT BLEU newstest2014, greedy', 2),
+      ('translate', 'offline', ('bleu', 'greedy', 'intl', 'score'), 'test', False,
+       'WMT BLEU offline test, greedy', 2),
+      ('lm', 'lm1b', ('ln_ppl',), 'dev', True, 'LM ln(PPL) per subword, lm1b heldout', 3)):
+    by = {r.row: r for r in rows[task]}
+    if 'mha' not in by or 'mqa' not in by:
+      continue
+    a, b = (quality.Stat.of(by[r].values(group, role, *metric)) for r in ('mha', 'mqa'))
+    if a.mean is None or b.mean is None:
+      continue
+    d, se = b.difference(a)
+    noise = ('within seed noise' if se is not None and abs(d) <= 2 * se else
+             ('worse' if (d > 0) == lower else 'better') + ' beyond 2 s.e.' if se is not None else 'one seed')
+    found.append([name, a.text(digits) + f' (n={a.n})', b.text(digits) + f' (n={b.n})',
+                  f'{d:+.{digits}f}' + (f' ± {se:.{digits}f}' if se is not None else '') + f', {noise}'])
+  if found:
+    first = rows['translate'][0].runs[0] if rows['translate'] else rows['lm'][0].runs[0]
+    lines += [f"**Quality** — the scaled reproduction (size `{first['size']}`: d_model "
+              f"{first['model']['d_model']}, the paper's depth, every row at equal parameters; "
+              f"`results/h200/tables.md`), mean ± std over seeds:", '',
+              *md_table(['', 'multi-head', 'multi-query', 'multi-query minus multi-head (± s.e.)'], found), '']
+  else:
+    lines += ["**Quality** — the scaled reproduction on the H200 (`gpu` preset, d_model 512 at the paper's "
+              "depth, 3 seeds of multi-head and multi-query) has not produced its rows yet; its sizing "
+              "runs are in `results/h200/sizing*`.", '']
+  return '\n'.join(lines)
+
+
+def smoke(root: Path) -> str:
+  results = root / 'results' / 'smoke'
+  rows = quality.load_rows(results) if (results / 'rows').is_dir() else {'translate': [], 'lm': []}
+  if not rows['translate'] and not rows['lm']:
+    return '*No smoke results committed.*\n'
+  table = []
+  by_t = {r.row: r for r in rows['translate']}
+  by_l = {r.row: r for r in rows['lm']}
+  for row in ('mha', 'mqa', 'mha_local', 'mqa_local'):
+    t, m = by_t.get(row), by_l.get(row)
+    if t is None:
+      continue
+    ppl = quality.Stat.of(t.values('offline', 'dev', 'ln_ppl'))
+    lm = quality.Stat.of(m.values('offline', 'dev', 'word_ppl')) if m else quality.Stat(None, None, 0)
+    table.append([t.label, ppl.text(3), lm.text(1) if lm.mean is not None else '–'])
+  history = (_json(results / 'run.json') or {}).get('history') or []
+  last = history[-1] if history else {}
+  run = next((r for row in rows['translate'] for r in row.runs), None)
+  prov = (run or {}).get('provenance', {})
+  return '\n'.join([
+      f"From `results/smoke/` (commit {str(prov.get('git_commit', '?'))[:7]}, "
+      f"{prov.get('device_count', '?')} × {prov.get('device_kind', '?')}, "
+      f"{last.get('wall_seconds', 0) / 60:.1f} min for the whole run): 0.3M-parameter twins of the "
+      f"paper's rows, 300 steps — a check that every stage runs, not a quality claim.", '',
+      *md_table(['variant', 'WMT ln(PPL), offline dev', 'LM per-word PPL, offline dev'], table), ''])
+
+
+def setup(root: Path) -> str:
+  times = _json(root / 'results' / 'setup_times.json')
+  if not times:
+    return '*Setup times not measured yet (`scripts/time_setup.sh`).*\n'
+  return (f"Measured from a fresh clone on an idle {times['cpus']}-core machine ({times['date'][:10]}, "
+          f"commit {times['commit'][:7]}, `scripts/time_setup.sh`): the main command took "
+          f"{times['main_seconds'] / 60:.0f} minutes (install {times['install_seconds'] / 60:.1f}, "
+          f"corpus build and run included), the tests {times['tests_seconds'] / 60:.0f} minutes "
+          f"(install included).\n")
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {'glance': glance, 'smoke': smoke, 'setup': setup}
+
+
+def render(text: str, root: Path = REPO) -> str:
+  def one(m: re.Match) -> str:
+    name = m.group('name')
+    if name not in BLOCKS:
+      raise ValueError(f'README block {name!r} is not one of {sorted(BLOCKS)}')
+    return m.group(1) + BLOCKS[name](root).rstrip('\n') + '\n' + m.group(4)
+  return BLOCK.sub(one, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog='python -m mqa_repro.report.readme', description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('--check', action='store_true', help='exit 1 when a block differs from the results')
+  p.add_argument('--readme', default=str(REPO / 'README.md'))
+  args = p.parse_args(argv)
+  path = Path(args.readme)
+  old = path.read_text(encoding='utf-8')
+  new = render(old, path.parent)
+  if args.check:
+    if new != old:
+      print(f'{path}: generated blocks are stale; run python -m mqa_repro.report.readme', file=sys.stderr)
+      return 1
+    return 0
+  path.write_text(new, encoding='utf-8')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

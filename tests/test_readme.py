@@ -1,0 +1,41 @@
+"""The README's generated blocks: rendered from results files, and the committed README up to date."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mqa_repro.report import readme
+from test_tables import fake_row, write_results
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_committed_readme_matches_the_committed_results():
+  """Every number the README quotes in a generated block is what results/ gives today."""
+  assert readme.main(['--check', '--readme', str(REPO / 'README.md')]) == 0
+
+
+def test_blocks_are_rendered_from_results_and_stale_ones_are_caught(tmp_path):
+  (tmp_path / 'results' / 'gpu').mkdir(parents=True)
+  (tmp_path / 'results' / 'gpu' / 'h100_relabelled.json').write_text(json.dumps({'rows': [
+      {'file': 'h100_pallas_reorder_mha_mqa.json', 'variant': v, 'greedy_us_per_token': g,
+       'beam_us_per_token': b, 'greedy_sequential_fraction': f}
+      for v, g, b, f in (('mha', 2.5, 12.0, 0.65), ('mqa', 1.25, 6.0, 0.4))]}))
+  rows = [fake_row('translate', r, ln, bleu=bl, seed=s) for r, ln, bl, s in (
+      ('mha', 1.50, 20.0, 0), ('mha', 1.52, 20.5, 1), ('mqa', 1.60, 19.0, 0), ('mqa', 1.62, 19.2, 1))]
+  for r in rows:   # the glance block reads the paper's eval sets
+    r['evals']['newstest'] = r['evals'].pop('offline')
+  write_results(tmp_path / 'results' / 'h200', rows)
+  text = 'intro\n<!-- begin: glance -->\nold\n<!-- end: glance -->\n<!-- begin: setup -->\n<!-- end: setup -->\n'
+  (tmp_path / 'README.md').write_text(text)
+  assert readme.main(['--check', '--readme', str(tmp_path / 'README.md')]) == 1
+  assert readme.main(['--readme', str(tmp_path / 'README.md')]) == 0
+  out = (tmp_path / 'README.md').read_text()
+  assert out.startswith('intro\n<!-- begin: glance -->\n') and 'old' not in out
+  assert '2.0× faster' in out and '1.510 ± 0.014 (n=2)' in out and '+0.100 ± 0.014' in out
+  assert 'worse beyond 2 s.e.' in out and 'Setup times not measured yet' in out
+  assert readme.main(['--check', '--readme', str(tmp_path / 'README.md')]) == 0
+  (tmp_path / 'README.md').write_text('<!-- begin: nope -->\n<!-- end: nope -->\n')
+  with pytest.raises(ValueError, match='nope'):
+    readme.main(['--readme', str(tmp_path / 'README.md')])
