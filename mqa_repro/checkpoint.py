@@ -39,7 +39,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -229,22 +229,46 @@ def abstract_params(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh |
                                 nn.meta.unbox(boxed), shardings)
 
 
+# The model fields that decide the parameters' shapes: an override of one of them cannot load a
+# run's checkpoint (everything else, e.g. attention_impl, window or dtype, can change at inference).
+SHAPE_FIELDS = ('vocab_size', 'd_model', 'd_ff', 'num_heads', 'num_kv_heads', 'qk_dim', 'v_dim',
+                'encoder_layers', 'decoder_layers', 'max_length', 'share_embeddings')
+
+
+def saved_config(workdir: str | os.PathLike, overrides: Sequence[str] = (), *,
+                 keep_shapes: bool = False) -> ml_collections.ConfigDict:
+  """A run's own config.json with ``KEY=VALUE`` overrides applied, validated. `keep_shapes`
+  refuses overrides of SHAPE_FIELDS (inference: the checkpoint fixes them)."""
+  from mqa_repro import config as cfg
+  workdir = Path(workdir)
+  path = workdir / 'config.json'
+  if not path.is_file():
+    raise FileNotFoundError(f'{path} not found: is {workdir} a training run directory '
+                            f'(mqa-repro train --workdir ...)?')
+  config = config_from_json(path.read_text())
+  before = {f: config.model.get(f) for f in SHAPE_FIELDS}
+  cfg.apply_overrides(config, overrides)
+  changed = [f for f in SHAPE_FIELDS if config.model.get(f) != before[f]]
+  if keep_shapes and changed:
+    raise ValueError(f'--config.model.{changed[0]} changes the shape of the parameters saved in '
+                     f'{workdir}; inference can change only what the checkpoint does not fix')
+  return cfg.validate(config)
+
+
 def load_for_inference(workdir: str | os.PathLike, step: int | None = None, log: Log = print,
-                       mesh: jax.sharding.Mesh | None = None):
+                       mesh: jax.sharding.Mesh | None = None, overrides: Sequence[str] = ()):
   """(config, params, tokenizer) of a run, for decoding and evaluation.
 
-  Restores only the ``params`` item (not the optimizer state), as saved (float32), onto this
-  process's first device, or sharded over `mesh`, whatever devices wrote it. Without `step`, the
-  newest step that passes its integrity check and reads; with `step`, that one or an error.
+  The config is the run's config.json with `overrides` applied (``saved_config``: everything but the
+  parameters' shapes may change, e.g. ``model.attention_impl=pallas``). Restores only the
+  ``params`` item (not the optimizer state), as saved (float32), onto this process's first device,
+  or sharded over `mesh`, whatever devices wrote it. Without `step`, the newest step that passes its
+  integrity check and reads; with `step`, that one or an error.
   """
   from mqa_repro.data.tokenizer import Tokenizer
 
   workdir = Path(workdir)
-  config_path = workdir / 'config.json'
-  if not config_path.is_file():
-    raise FileNotFoundError(f'{config_path} not found: is {workdir} a training run directory '
-                            f'(mqa-repro train --workdir ...)?')
-  config = config_from_json(config_path.read_text())
+  config = saved_config(workdir, overrides, keep_shapes=True)
   vocab = Path(config.data.vocab_path) if config.data.vocab_path else workdir / 'vocab.model'
   if not vocab.is_file():
     raise FileNotFoundError(f'vocabulary {vocab} not found (it is written at the start of training)')

@@ -1,7 +1,7 @@
 """Turn a trained run into a grouped-query or multi-query run, ready to uptrain (Ainslie et al. 2023).
 
     mqa-repro convert --from RUN --to NEW --kv-heads G [--init mean|first|random] [--step S]
-                      [--uptrain-fraction 0.05]
+                      [--uptrain-fraction 0.05] [--config.KEY=VALUE ...]      (cli/convert.py)
 
 The model keeps its query heads h and gets G key/value heads (G divides the source's kv heads; G = 1
 is multi-query). Each new kv head stands for a contiguous group of source heads, the grouping the
@@ -27,11 +27,9 @@ new and the converted K/V heads start away from any optimum.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -75,8 +73,9 @@ def convert_params(params: Any, num_kv_heads: int, init: str = 'mean', fresh: An
 
 
 def converted_config(source: ml_collections.ConfigDict, num_kv_heads: int, name: str,
-                     fraction: float) -> ml_collections.ConfigDict:
-  """The source's config with G kv heads and the uptraining schedule (module docstring)."""
+                     fraction: float, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """The source's config with G kv heads and the uptraining schedule (module docstring), then
+  `overrides` (``--config.KEY=VALUE``) on top."""
   from mqa_repro import config as cfg
   m = source.model
   if num_kv_heads < 1 or m.num_kv_heads % num_kv_heads:
@@ -97,11 +96,13 @@ def converted_config(source: ml_collections.ConfigDict, num_kv_heads: int, name:
   t.eval_every = min(t.eval_every, steps) if t.eval_every else 0
   t.log_every = min(t.log_every, steps)
   c.data.vocab_path = ''          # the copy in the new run directory
+  cfg.apply_overrides(c, overrides)
   return cfg.validate(c)
 
 
 def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: int, *, init: str = 'mean',
-                step: int | None = None, fraction: float = 0.05, log: Log = print) -> dict[str, Any]:
+                step: int | None = None, fraction: float = 0.05, overrides: Sequence[str] = (),
+                log: Log = print) -> dict[str, Any]:
   """Write the converted run (module docstring); returns what converted_from.json records."""
   from mqa_repro import checkpoint
   from mqa_repro import model as mdl
@@ -111,7 +112,7 @@ def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: in
   if (target_dir / 'config.json').exists() or (target_dir / 'checkpoints').exists():
     raise ValueError(f'{target_dir} already holds a run; choose a new --to directory')
   source, params, tokenizer = checkpoint.load_for_inference(source_dir, step=step, log=log)
-  config = converted_config(source, num_kv_heads, target_dir.name, fraction)
+  config = converted_config(source, num_kv_heads, target_dir.name, fraction, overrides)
   target_dir.mkdir(parents=True, exist_ok=True)
   shutil.copy2(tokenizer.model_path, target_dir / 'vocab.model')
   trainer = train.Trainer(config, target_dir, log=log, with_data=False)
@@ -139,32 +140,3 @@ def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: in
 def checkpoint_step(workdir: Path) -> int:
   steps = [int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()]
   return max(steps)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog='mqa-repro convert', description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('--from', dest='source', required=True, help='a trained run directory')
-  p.add_argument('--to', dest='target', required=True, help='the new run directory (must not exist yet)')
-  p.add_argument('--kv-heads', type=int, required=True, help='G: 1 = multi-query; must divide the '
-                 "source's kv heads")
-  p.add_argument('--init', choices=INITS, default='mean', help='how each group of K/V heads becomes one')
-  p.add_argument('--step', type=int, default=None, help="the source's checkpoint step (default: latest)")
-  p.add_argument('--uptrain-fraction', type=float, default=0.05,
-                 help="uptraining steps as a fraction of the source's (default 0.05, the GQA paper's)")
-  args = p.parse_args(argv)
-  try:
-    r = convert_run(args.source, args.target, args.kv_heads, init=args.init, step=args.step,
-                    fraction=args.uptrain_fraction, log=lambda m: print(m, file=sys.stderr))
-  except (ValueError, FileNotFoundError) as e:
-    print(f'mqa-repro convert: {e}', file=sys.stderr)
-    return 2
-  print(f"convert: {r['source_name']} step {r['source_step']} ({r['source_kv_heads']} kv heads) -> "
-        f"{args.target} with {r['kv_heads']} ({r['init']}): {r['params_after']:,} parameters, "
-        f"{r['params_lost']:,} fewer ({100 * r['params_lost'] / r['params_before']:.1f}%); uptrain with "
-        f"`mqa-repro train --workdir {args.target}` ({r['uptrain_steps']} steps)")
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

@@ -113,7 +113,6 @@ every scheme runs all its steps; per step = min over 5 round-robin repeats / ste
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import time
 from typing import Any, Callable
@@ -130,7 +129,6 @@ Cache = dict[str, Any]
 Step = Callable[[Any, Cache, Array], tuple[Array, Cache]]
 NEG_INF = -jnp.inf
 _BANNED = (PAD_ID, BOS_ID)   # never emitted (module docstring)
-log = logging.getLogger(__name__)
 
 
 def length_penalty(length: Array | int, alpha: float) -> Array:
@@ -393,8 +391,14 @@ def _round_up(n: int, multiple: int) -> int:
 
 
 def _search(step: Step, params, cache, b: int, beam_size: int, max_len: int, alpha: float, limit,
-            prefix=None, vocab_size=None, reorder: str = 'prefix') -> Array:
-  """Best hypothesis per row, tokens [B, max_len]."""
+            prefix=None, vocab_size=None, reorder: str = 'prefix',
+            nbest: int = 0) -> Array | tuple[Array, Array]:
+  """Best hypothesis per row, tokens [B, max_len]; with `nbest` the `nbest` best of each row and
+  their beam scores, (tokens [B, nbest, max_len], scores [B, nbest])."""
+  if nbest:
+    tokens, scores = beam_search(step, params, cache, b, beam_size, max_len, alpha, limit, prefix,
+                                 vocab_size, reorder=reorder)
+    return tokens[:, :nbest], scores[:, :nbest]
   if beam_size == 1:
     return greedy_search(step, params, cache, b, max_len, limit, prefix, vocab_size)
   tokens, _ = beam_search(step, params, cache, b, beam_size, max_len, alpha, limit, prefix,
@@ -402,9 +406,12 @@ def _search(step: Step, params, cache, b: int, beam_size: int, max_len: int, alp
   return tokens[:, 0]
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'beam_size', 'alpha', 'max_len', 'vocab_size'))
+_STATIC = ('model', 'beam_size', 'alpha', 'max_len', 'vocab_size', 'nbest')
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
 def _translate(model, params, inputs: Array, limit: Array, *, beam_size: int, alpha: float,
-               max_len: int, vocab_size: int | None) -> Array:
+               max_len: int, vocab_size: int | None, nbest: int = 0) -> Array:
   """inputs [B, S] -> best tokens [B, max_len]: encoder once, cross K/V once, then the search."""
   from mqa_repro.model import Transformer
   b = inputs.shape[0]
@@ -413,7 +420,7 @@ def _translate(model, params, inputs: Array, limit: Array, *, beam_size: int, al
   cache = model.apply({'params': params}, b * beam_size, max_len, encoded, mask,
                       method=Transformer.init_cache)
   return _search(model_step(model), params, cache, b, beam_size, max_len, alpha, limit,
-                 vocab_size=vocab_size, reorder=model_reorder(model))
+                 vocab_size=vocab_size, reorder=model_reorder(model), nbest=nbest)
 
 
 def decode_lengths(source_lengths: np.ndarray, cap: int, a: float = 1.5, b: int = 10) -> np.ndarray:
@@ -421,18 +428,27 @@ def decode_lengths(source_lengths: np.ndarray, cap: int, a: float = 1.5, b: int 
   return np.minimum(np.floor(a * np.asarray(source_lengths) + b).astype(np.int64), cap)
 
 
+def capped_lengths(source_lengths: np.ndarray, cap: int, a: float = 1.5, b: int = 10) -> int:
+  """How many sentences the position table `cap` allows fewer tokens than a · length + b (the
+  caller reports it once per input, not once per batch)."""
+  wanted = np.floor(a * np.asarray(source_lengths) + b).astype(np.int64)
+  return int((wanted > cap).sum())
+
+
 def translate_batch(model, params, inputs: np.ndarray, *, beam_size: int = 4, alpha: float = 0.6,
                     max_len_a: float = 1.5, max_len_b: int = 10, vocab_size: int | None = None,
                     length_bucket: int = 8, max_len: int | None = None,
-                    decode_dtype: str | None = None) -> np.ndarray:
-  """Translate inputs [B, S] (PAD-padded source ids, each ending with EOS) -> best tokens [B, T].
+                    decode_dtype: str | None = None, nbest: int = 0) -> Any:
+  """Translate inputs [B, S] (PAD-padded source ids, each ending with EOS) -> best tokens [B, T];
+  with `nbest` (<= beam_size) the best `nbest` of each sentence and their beam scores,
+  (tokens [B, nbest, T], scores [B, nbest]).
 
   The encoder runs once per batch and each sentence's cross-attention K/V are computed once
   (init_cache); the search runs in one compiled loop (greedy when beam_size == 1). Sentence b may
   produce floor(max_len_a · len_b + max_len_b) tokens (len_b counts the source's EOS), CAPPED at the
-  model's position table ``spec.max_length``: capped sentences are counted in a warning. T is the
-  longest limit rounded up to `length_bucket` (fewer recompiles; rows still stop at their own limit),
-  or `max_len` when given (a caller decoding many batches pins it, so they share one compiled shape).
+  model's position table ``spec.max_length`` (``capped_lengths`` counts those). T is the longest
+  limit rounded up to `length_bucket` (fewer recompiles; rows still stop at their own limit), or
+  `max_len` when given (a caller decoding many batches pins it, so they share one compiled shape).
   Pass ``vocab_size=tokenizer.vocab_size`` so the model's vocabulary padding is never emitted.
   ``decode_dtype`` (``decode_model``): None = config.decode.dtype as the model carries it
   (``make_model``), 'float32' = batch-independent hypotheses, '' = the model's own dtype.
@@ -443,35 +459,37 @@ def translate_batch(model, params, inputs: np.ndarray, *, beam_size: int = 4, al
   if inputs.shape[1] > spec.max_length:
     raise ValueError(f"source length {inputs.shape[1]} exceeds the model's max_length "
                      f"{spec.max_length}: truncate the sources first (decode_cli does)")
-  wanted = np.floor(max_len_a * (inputs != PAD_ID).sum(1) + max_len_b).astype(np.int64)
-  limit = np.minimum(wanted, spec.max_length)
-  if (capped := int((wanted > limit).sum())):
-    log.warning('%d of %d sentences may decode at most max_length=%d tokens instead of %.1f·len+%d',
-                capped, len(inputs), spec.max_length, max_len_a, max_len_b)
+  limit = decode_lengths((inputs != PAD_ID).sum(1), spec.max_length, max_len_a, max_len_b)
   if max_len is None:
     max_len = int(min(spec.max_length, _round_up(int(limit.max()), length_bucket)))
   limit = np.minimum(limit, max_len)
   with jax.default_matmul_precision(precision):
-    return np.asarray(_translate(model, _unbox(params), jnp.asarray(inputs), jnp.asarray(limit),
-                                 beam_size=beam_size, alpha=float(alpha), max_len=max_len,
-                                 vocab_size=vocab_size))
+    return _fetch(_translate(model, _unbox(params), jnp.asarray(inputs), jnp.asarray(limit),
+                             beam_size=beam_size, alpha=float(alpha), max_len=max_len,
+                             vocab_size=vocab_size, nbest=nbest))
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'beam_size', 'alpha', 'max_len', 'vocab_size'))
+def _fetch(out):
+  """Device arrays -> numpy (a tuple of them for n-best)."""
+  return tuple(np.asarray(x) for x in out) if isinstance(out, tuple) else np.asarray(out)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
 def _continue(model, params, prompts: Array, limit: Array, *, beam_size: int, alpha: float,
-              max_len: int, vocab_size: int | None) -> Array:
+              max_len: int, vocab_size: int | None, nbest: int = 0) -> Array:
   from mqa_repro.model import Transformer
   b = prompts.shape[0]
   cache = model.apply({'params': params}, b * beam_size, max_len, method=Transformer.init_cache)
   return _search(model_step(model), params, cache, b, beam_size, max_len, alpha, limit, prompts,
-                 vocab_size, model_reorder(model))
+                 vocab_size, model_reorder(model), nbest)
 
 
 def continue_batch(model, params, prompts: np.ndarray, *, max_new_tokens: int = 64,
                    beam_size: int = 1, alpha: float = 0.6, vocab_size: int | None = None,
                    length_bucket: int = 8, max_len: int | None = None,
-                   decode_dtype: str | None = None) -> np.ndarray:
-  """LM: continue prompts [B, P] (PAD-padded ids, no EOS) -> tokens [B, T] = prompt + continuation.
+                   decode_dtype: str | None = None, nbest: int = 0) -> Any:
+  """LM: continue prompts [B, P] (PAD-padded ids, no EOS) -> tokens [B, T] = prompt + continuation;
+  `nbest` as for translate_batch.
 
   The prompt is forced token by token inside the same loop (ragged prompts need no left padding);
   each row then generates up to `max_new_tokens` more, capped at ``spec.max_length`` in total.
@@ -489,9 +507,9 @@ def continue_batch(model, params, prompts: np.ndarray, *, max_new_tokens: int = 
     max_len = int(min(spec.max_length, _round_up(int(limit.max()), length_bucket)))
   limit = np.minimum(limit, max_len)
   with jax.default_matmul_precision(precision):
-    return np.asarray(_continue(model, _unbox(params), jnp.asarray(prompts), jnp.asarray(limit),
-                                beam_size=beam_size, alpha=float(alpha), max_len=max_len,
-                                vocab_size=vocab_size))
+    return _fetch(_continue(model, _unbox(params), jnp.asarray(prompts), jnp.asarray(limit),
+                            beam_size=beam_size, alpha=float(alpha), max_len=max_len,
+                            vocab_size=vocab_size, nbest=nbest))
 
 
 def _unbox(params):

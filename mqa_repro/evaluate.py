@@ -1,28 +1,19 @@
-"""``mqa-repro evaluate``: BLEU with sacrebleu, ln(PPL) per subword, perplexity per word.
+"""Scores: BLEU and chrF with sacrebleu, the paired bootstrap between systems, ln(PPL) per subword and
+perplexity per word.
 
-    mqa-repro evaluate --hyp hyp.de --ref newstest2014.de [--json OUT]
-        corpus BLEU of detokenised text with tokenize='intl' (the paper's, ``sacrebleu -tok intl``) and
-        '13a' (sacrebleu's default), each with its signature, so the numbers can be compared.
-    mqa-repro evaluate --workdir RUN [--split dev|test] [--step S] [--bleu [--beam N]] [--json OUT]
-        a checkpoint on the run's eval split: translate -> ln(PPL) per target subword (Table 1);
-        lm -> perplexity per WORD (Table 3: total log-loss over the word count). With --bleu a
-        translation run also decodes the split's sources and scores them against its references.
-
-Perplexity covers the examples the data layer's ``eval_batches`` yields (those that fit max_length);
-BLEU covers every sentence (``eval_texts``), over-long sources truncated by the decoder.
+BLEU is corpus BLEU of detokenised text with tokenize='intl' (the paper's, ``sacrebleu -tok intl``)
+and '13a' (sacrebleu's default), each with its signature, so the numbers can be compared.
+Perplexity: translate -> ln(PPL) per target subword (Table 1); lm -> perplexity per WORD (Table 3:
+total log-loss over the word count). It covers the examples the data layer's ``eval_batches``
+yields (those that fit max_length); BLEU covers every sentence (``eval_texts``), over-long sources
+truncated by the decoder. ``mqa-repro evaluate`` (cli/evaluate.py) is the command line.
 Shape letters: B batch rows, T target length, V vocabulary.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import functools
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,10 +23,6 @@ from mqa_repro import metrics
 
 Array = jax.Array
 BLEU_TOKENIZERS = ('intl', '13a')   # the paper's first; 13a for comparison with most published work
-
-
-def _stderr(msg: str) -> None:
-  print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,14 +91,6 @@ def paired_bootstrap(baseline: tuple[str, Sequence[str]], systems: Sequence[tupl
   return out
 
 
-def _read_lines(path: str | Path) -> list[str]:
-  text = Path(path).read_text(encoding='utf-8')
-  lines = text.split('\n')
-  if lines and lines[-1] == '':
-    lines.pop()
-  return lines
-
-
 # --------------------------------------------------------------------------------------------------
 # Perplexity.
 
@@ -160,97 +139,28 @@ def perplexity(config, params: Any, data, split: str = 'dev',
 
 
 # --------------------------------------------------------------------------------------------------
-# Command line.
+# A run's checkpoint on its eval split.
 
 
-def _git_commit() -> str:
-  try:
-    return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return 'unknown'
-
-
-def _provenance(argv: Sequence[str]) -> dict[str, Any]:
-  return {'command': 'mqa-repro evaluate ' + ' '.join(argv), 'git_commit': _git_commit(),
-          'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-          'jax': jax.__version__, 'device': jax.devices()[0].device_kind}
-
-
-def _print_bleu(result: dict[str, dict[str, Any]]) -> None:
-  for tok, r in result.items():
-    print(f"BLEU ({tok:>4}) = {r['score']:.2f}   {r['signature']}")
-    print(f'             {r["text"]}')
-
-
-def _checkpoint(args, argv: Sequence[str]) -> dict[str, Any]:
-  from mqa_repro import checkpoint
-  from mqa_repro.data import pipeline
-  config, params, tokenizer = checkpoint.load_for_inference(args.workdir, step=args.step, log=_stderr)
-  data = pipeline.load_task_data(config.task, config.data, args.workdir, log=_stderr)
-  result: dict[str, Any] = {'workdir': str(args.workdir), 'config': config.name, 'task': config.task,
-                            'step': args.step}
-  result['perplexity'] = perplexity(config, params, data, args.split, args.batch_size)
-  p = result['perplexity']
-  print(f"{config.name} {args.split}: ln(PPL) per subword = {p['ln_ppl_per_subword']:.4f} "
-        f"over {p['tokens']} tokens")
-  if 'word_perplexity' in p:
-    print(f"{config.name} {args.split}: perplexity per word = {p['word_perplexity']:.2f} "
-          f"over {p['words']} words")
-  if args.bleu:
-    if config.task != 'translate':
-      raise ValueError('--bleu needs a translation run')
-    from mqa_repro import decode_cli
-    sources, references = data.eval_texts(args.split)
-    beam = args.beam if args.beam is not None else config.decode.beam_size
-    hyps, stats = decode_cli.decode_lines(config, params, tokenizer, sources, beam_size=beam,
-                                          alpha=config.decode.alpha,
-                                          batch_size=config.decode.batch_size, log=_stderr)
-    result['bleu'] = bleu(hyps, references)
-    result['decode'] = stats
-    if args.hyp_out:
-      Path(args.hyp_out).write_text(''.join(h + '\n' for h in hyps), encoding='utf-8')
-    _print_bleu(result['bleu'])
-  return result
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  p = argparse.ArgumentParser(prog='mqa-repro evaluate', description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('--hyp', help='detokenised hypotheses, one per line')
-  p.add_argument('--ref', help='reference translations, one per line')
-  p.add_argument('--workdir', help='training run directory: score a checkpoint')
-  p.add_argument('--split', default='dev', choices=('dev', 'test'))
-  p.add_argument('--step', type=int, default=None, help='checkpoint step (default: the latest)')
-  p.add_argument('--batch-size', type=int, default=None, help='eval rows per batch (default config)')
-  p.add_argument('--bleu', action='store_true', help='with --workdir: also decode the split + BLEU')
-  p.add_argument('--beam', type=int, default=None, help='beam size for --bleu (default config)')
-  p.add_argument('--hyp-out', help='with --bleu: write the hypotheses here')
-  p.add_argument('--json', help='write the results (with provenance) to this JSON file')
-  args = p.parse_args(argv)
-
-  if bool(args.hyp) != bool(args.ref):
-    p.error('--hyp and --ref go together')
-  if not args.hyp and not args.workdir:
-    p.error('give --hyp FILE --ref FILE, or --workdir DIR')
-  result: dict[str, Any] = {}
-  try:
-    if args.hyp:
-      result['bleu'] = bleu(_read_lines(args.hyp), _read_lines(args.ref))
-      result.update(hyp=str(args.hyp), ref=str(args.ref))
-      _print_bleu(result['bleu'])
-    if args.workdir:
-      result['checkpoint'] = _checkpoint(args, argv)
-  except (FileNotFoundError, ValueError) as e:
-    _stderr(f'mqa-repro evaluate: {e}')
-    return 2
-  if args.json:
-    result['provenance'] = _provenance(argv)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1, sort_keys=True) + '\n')
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())
+def evaluate_checkpoint(config, params: Any, tokenizer, data, split: str = 'dev', *,
+                        batch_size: int | None = None, with_bleu: bool = False,
+                        beam_size: int | None = None, log: Callable[[str], None] = print,
+                        progress: Callable[[int, int, float], None] | None = None
+                        ) -> tuple[dict[str, Any], list[str] | None]:
+  """Perplexity of a run on `data`'s split and, `with_bleu` (translation runs), BLEU of its decodes
+  of the split's sources: (record, the hypotheses or None)."""
+  result: dict[str, Any] = {'config': config.name, 'task': config.task,
+                            'perplexity': perplexity(config, params, data, split, batch_size)}
+  if not with_bleu:
+    return result, None
+  if config.task != 'translate':
+    raise ValueError('--bleu needs a translation run')
+  from mqa_repro.decoding import text
+  sources, references = data.eval_texts(split)
+  hyps, stats = text.decode_lines(config, params, tokenizer, sources,
+                                  beam_size=beam_size or config.decode.beam_size,
+                                  alpha=config.decode.alpha, batch_size=config.decode.batch_size,
+                                  log=log, progress=progress)
+  result['bleu'] = bleu(hyps, references)
+  result['decode'] = stats
+  return result, hyps

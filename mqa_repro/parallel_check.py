@@ -1,10 +1,11 @@
 """Multi-device verification: the same training steps and decodes on 1 device vs N, as one process or
 one process per device (how a multi-host pod run starts), with throughput and scaling efficiency.
 
-    python -m mqa_repro.parallel_check --config configs/wmt_mqa.py:gpu --layouts data,model \
+    mqa-repro parallel-check --config configs/wmt_mqa.py:gpu --layouts data,model \
         --steps 20 --out results/x2/parallel.json                    # one process, all local GPUs
     MQA_REPRO_DISTRIBUTED=1 MQA_REPRO_COORDINATOR=localhost:12355 MQA_REPRO_NUM_PROCESSES=2 \
-        MQA_REPRO_PROCESS_ID=$i python -m mqa_repro.parallel_check ... --processes   # each process
+        MQA_REPRO_PROCESS_ID=$i mqa-repro parallel-check ...                         # each process
+    mqa-repro parallel-check --compare BASE.json RUN.json    # a multi-process run against 1 process
 
 Losses are compared in float32 (a bf16 run differs by reduction order alone); throughput is measured
 in the config's own dtype. Synthetic token batches keep the check independent of data and vocabulary.
@@ -12,12 +13,8 @@ in the config's own dtype. Synthetic token batches keep the check independent of
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -27,7 +24,6 @@ import numpy as np
 from mqa_repro import config as cfg
 from mqa_repro import decode as decode_lib
 from mqa_repro import model as mdl
-from mqa_repro import sharding
 from mqa_repro.train import Trainer
 
 LAYOUTS = {'single': (1, 1, 1), 'data': (-1, 1, 1), 'fsdp': (1, -1, 1), 'model': (1, 1, -1)}
@@ -151,46 +147,37 @@ def compare(base: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
   return out
 
 
-def main(argv: Sequence[str]) -> int:
-  if argv[:1] == ['--compare']:
-    if len(argv) != 3:
-      print('usage: python -m mqa_repro.parallel_check --compare BASE.json RUN.json', file=sys.stderr)
-      return 2
-    print(json.dumps(compare(*(json.loads(Path(f).read_text()) for f in argv[1:])), indent=1))
-    return 0
+def run_checks(config_spec: str, overrides: Sequence[str], layouts: Sequence[str], steps: int = 10,
+               rtol: float = 1e-4, decode_batch: int = 256, out: str | None = None,
+               argv: Sequence[str] = ()) -> dict[str, Any]:
+  """Every check of the module docstring for a config file; the JSON is rewritten at `out` after
+  each stage, so a run cut short keeps what it checked."""
   import jax.experimental.multihost_utils  # noqa: F401  (decode_check gathers across processes)
-  from mqa_repro.bench import provenance
-  parser = argparse.ArgumentParser(prog='python -m mqa_repro.parallel_check', description=__doc__)
-  parser.add_argument('--config', required=True)
-  parser.add_argument('--layouts', default='data,model', help='comma list of ' + ','.join(LAYOUTS))
-  parser.add_argument('--steps', type=int, default=10)
-  parser.add_argument('--rtol', type=float, default=1e-4)
-  parser.add_argument('--decode-batch', type=int, default=256)
-  parser.add_argument('--out', default=None)
-  args, overrides = parser.parse_known_args(argv)
-  sharding.maybe_initialize_distributed()
-  config = cfg.load_config(args.config, overrides)
-  result: dict[str, Any] = {'provenance': provenance(argv, 'python -m mqa_repro.parallel_check'), 'config': config.name, 'checks': {}}
-  exact = cfg.load_config(args.config, overrides + ['--config.model.dtype=float32'])
-  batches = synthetic_batches(exact, args.steps)
+  from mqa_repro import provenance
+  from mqa_repro.report import records
+  config = cfg.load_config(config_spec, overrides)
+  result: dict[str, Any] = {'provenance': provenance.collect('mqa-repro parallel-check', argv),
+                            'config': config.name, 'checks': {}}
+  exact = cfg.load_config(config_spec, [*overrides, '--config.model.dtype=float32'])
+  batches = synthetic_batches(exact, steps)
   single = run_layout(exact, 'single', batches) if jax.process_count() == 1 else None
   base = run_layout(config, 'single', synthetic_batches(config, 2)) if jax.process_count() == 1 \
       else None
-  def save(stage: str) -> None:  # progress line + partial JSON, so a run cut short keeps its checks
+
+  def save(stage: str) -> None:
     if jax.process_index() == 0:
       print(f'parallel_check: {stage} done', flush=True)
-      if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+      if out:
+        records.write_json(out, result)
   if single is not None:
     result['single_float32'] = single
   save('1-device baselines')
-  for layout in [l for l in args.layouts.split(',') if l]:
+  for layout in layouts:
     r = run_layout(exact, layout, batches)
     if single is not None:
       r['max_rel_loss_diff'] = float(np.max(np.abs(np.array(r['losses']) - single['losses'])
                                             / np.abs(single['losses'])))
-      r['losses_match'] = r['max_rel_loss_diff'] <= args.rtol
+      r['losses_match'] = r['max_rel_loss_diff'] <= rtol
     result['checks'][f'{layout}_float32'] = r
     speed = run_layout(config, layout, synthetic_batches(config, 2))
     result['checks'][f'{layout}_{config.model.dtype}'] = {
@@ -199,12 +186,6 @@ def main(argv: Sequence[str]) -> int:
         'scaling_efficiency': (speed['tokens_per_s'] / (base['tokens_per_s'] * speed['devices'])
                                if base else None)}
     save(layout)
-  result['decode'] = decode_check(config, args.decode_batch, 64, 64)
+  result['decode'] = decode_check(config, decode_batch, 64, 64)
   save('decode')
-  if jax.process_index() == 0:
-    print(json.dumps(result, indent=1))
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main(sys.argv[1:]))
+  return result

@@ -1,9 +1,5 @@
-"""The main job: train, score and decode every run of a preset (rows x seeds), then tabulate.
-
-    mqa-repro reproduce --preset smoke|gpu|paper [--rows wmt_mha,lm_mqa@1,...] [--seeds N] [--steps N]
-                        [--eval-sentences N] [--data offline|text|tfds|auto] [--results DIR]
-                        [--workdirs DIR] [--prepare-data] [--skip-bench] [--no-tables] [--force]
-                        [--config.key=value ...]
+"""The main job: train, score and decode every run of a preset (rows x seeds), then tabulate
+(``mqa-repro reproduce``, cli/reproduce.py; ``reproduce(Options(...))`` from Python).
 
 Presets (mqa_repro.experiment; one code path, only sizes, data and budgets differ):
   smoke  CPU: the 'tiny' twin of every paper row, a few hundred steps on the offline corpus, decoded and
@@ -32,21 +28,11 @@ final checkpoint, so only scoring and decoding run again). ``run.json`` keeps on
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime
 import hashlib
 import importlib
-import importlib.metadata
-import inspect
 import json
-import lzma
-import os
-import platform
-import shlex
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -54,57 +40,39 @@ from typing import Any, Callable, Sequence
 import ml_collections
 
 from mqa_repro import config as cfg
+from mqa_repro import costs
 from mqa_repro import experiment as xp
+from mqa_repro import provenance
+from mqa_repro.report import records
 
 Log = Callable[[str], None]
-SCHEMA_VERSION = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BLEU_KEEP = ('score', 'signature', 'bp', 'sys_len', 'ref_len', 'precisions')
 OFFLINE_EVAL = 'offline corpus held-out dev / test (in-domain for our training data)'
+PROG = 'mqa-repro reproduce'
 
 
-# --------------------------------------------------------------------------------------------------
-# Provenance.
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What one ``reproduce`` invocation runs (cli/reproduce.py documents each flag)."""
+  preset: str
+  rows: str | None = None              # experiment.parse_runs' spec; None = every row
+  seeds: int | None = None             # seeds per row; None = the preset's
+  steps: int = 0                       # training steps per run; 0 = the preset's
+  eval_sentences: int | None = None    # first N sentences of each eval split; None = the preset's
+  data: str | None = None              # replaces the preset's training text
+  results: str | None = None           # default ./results/<preset>
+  workdirs: str | None = None          # default ./workdirs/<preset>
+  prepare_data: bool = False
+  skip_bench: bool = False
+  no_tables: bool = False
+  force: bool = False
+  fail_fast: bool = False
+  overrides: tuple[str, ...] = ()      # --config.KEY=VALUE, applied to every run last
+  argv: tuple[str, ...] = ()           # the command line, for provenance
 
 
-def _version(package: str) -> str:
-  try:
-    return importlib.metadata.version(package)
-  except importlib.metadata.PackageNotFoundError:
-    return 'not installed'
-
-
-def _git(*args: str) -> str:
-  try:
-    return subprocess.run(['git', *args], capture_output=True, text=True, check=True, cwd=REPO_ROOT,
-                          timeout=10).stdout.strip()
-  except (OSError, subprocess.SubprocessError):
-    return ''
-
-
-def provenance(argv: Sequence[str], preset: str, command: str = 'mqa-repro reproduce') -> dict[str, Any]:
-  """Where a number came from: device, software versions, code version, command, date."""
-  import jax
-  devices = jax.devices()
-  commit = os.environ.get('MQA_REPRO_COMMIT') or _git('rev-parse', 'HEAD') or 'unknown'
-  dirty = _git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!results')  # code, not outputs
-  return {
-      'preset': preset,
-      'command': ' '.join([command, *map(shlex.quote, argv)]),
-      'date_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-      'git_commit': commit,
-      'git_dirty': bool(dirty) and not os.environ.get('MQA_REPRO_COMMIT'),
-      'device_kind': devices[0].device_kind,
-      'platform': devices[0].platform,
-      'device_count': jax.device_count(),
-      'process_count': jax.process_count(),
-      'host': {'machine': platform.machine(), 'cpus': os.cpu_count(), 'python': platform.python_version()},
-      # where the text came from (data dirs) and how JAX was steered (flags, distributed runs)
-      'env': {k: v for k, v in sorted(os.environ.items())
-              if k.startswith(('MQA_REPRO_', 'XLA_FLAGS', 'JAX_')) or k == 'CUDA_VISIBLE_DEVICES'},
-      'versions': {p: _version(p) for p in ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint',
-                                            'sacrebleu', 'sentencepiece', 'numpy')},
-  }
+def _provenance(options: Options) -> dict[str, Any]:
+  return provenance.collect(PROG, options.argv, preset=options.preset)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,8 +112,8 @@ def task_plan(preset: xp.Preset, task: str, data_flag: str | None, log: Log) -> 
   return dataclasses.replace(plan, source=source, files=files, own_eval=own)
 
 
-def run_config(run: xp.Run, preset: xp.Preset, plan: xp.TaskPlan, args: argparse.Namespace,
-               overrides: Sequence[str], data_dir: Path | None) -> ml_collections.ConfigDict:
+def run_config(run: xp.Run, preset: xp.Preset, plan: xp.TaskPlan, options: Options,
+               data_dir: Path | None) -> ml_collections.ConfigDict:
   """A run's config: the row at the preset's size, the plan's data and budget, the seed, then the
   preset's recipe changes and the user's overrides (last, so they win)."""
   c = cfg.row_config(run.task, run.row, preset.size)
@@ -155,17 +123,18 @@ def run_config(run: xp.Run, preset: xp.Preset, plan: xp.TaskPlan, args: argparse
     c.data[key] = ','.join(str(data_dir / v) if data_dir and not Path(v).is_absolute() else v
                            for v in value.split(','))
   c.data.max_train_examples = preset.max_train_examples
-  c.data.max_eval_examples = args.eval_sentences if args.eval_sentences is not None else preset.eval_sentences
+  c.data.max_eval_examples = (options.eval_sentences if options.eval_sentences is not None
+                              else preset.eval_sentences)
   c.data.seed = c.train.seed = run.seed
   t = c.train
-  t.num_train_steps = args.steps or plan.steps or t.num_train_steps
+  t.num_train_steps = options.steps or plan.steps or t.num_train_steps
   t.log_every = min(preset.log_every, t.num_train_steps)
   t.eval_every = min(preset.eval_every, t.num_train_steps)
   t.checkpoint_every = min(t.checkpoint_every, t.num_train_steps)
   t.keep_checkpoints = 1
   t.tensorboard = preset.tensorboard
   c.decode.batch_size = preset.decode_batch
-  cfg.apply_overrides(c, [*plan.overrides, *overrides])
+  cfg.apply_overrides(c, [*plan.overrides, *options.overrides])
   return cfg.validate(c)
 
 
@@ -197,35 +166,6 @@ def _round(x: float, digits: int = 5) -> float:
 
 def _curve(curve: list[dict], key: str) -> list[list[float]]:
   return [[r['step'], _round(r[key])] for r in curve if r.get(key) is not None]
-
-
-def _bleu_summary(result: dict[str, dict]) -> dict[str, dict]:
-  return {tok: {k: r[k] for k in BLEU_KEEP if k in r} for tok, r in result.items()}
-
-
-def _write_json(path: Path, obj: Any) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix('.tmp')
-  tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
-  os.replace(tmp, path)   # a killed run never leaves a half-written row that a rerun would skip
-
-
-def write_lines_xz(path: Path, lines: Sequence[str]) -> None:
-  """One line per entry, xz-compressed (hypotheses and references are kept with the results)."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + '.tmp')
-  with lzma.open(tmp, 'wt', encoding='utf-8') as f:
-    f.writelines(line.replace('\n', ' ') + '\n' for line in lines)
-  os.replace(tmp, path)
-
-
-def read_lines_xz(path: Path) -> list[str]:
-  with lzma.open(path, 'rt', encoding='utf-8') as f:
-    return f.read().split('\n')[:-1]
-
-
-def file_name(split_name: str) -> str:
-  return split_name.replace(' ', '_')
 
 
 class Progress:
@@ -337,7 +277,7 @@ def train_run(c: ml_collections.ConfigDict, workdir: Path, train_data: Any, prog
   if done_steps is not None and done_steps >= c.train.num_train_steps:
     progress.stage(f'train: already done ({done_steps} steps in {workdir}); reusing the checkpoint')
     return 0.0
-  progress.stage(f'train {c.train.num_train_steps} steps ({cfg.param_count(c.model, c.task):,} params)')
+  progress.stage(f'train {c.train.num_train_steps} steps ({costs.param_count(c.model, c.task):,} params)')
   if train_data.tokenizer.vocab_size > c.model.vocab_size:
     raise ValueError(f'vocabulary has {train_data.tokenizer.vocab_size} pieces but the model only '
                      f'{c.model.vocab_size}')
@@ -363,7 +303,8 @@ def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset,
                  groups: Sequence[xp.EvalGroup], results: Path | None, progress: Progress,
                  log: Log) -> tuple[dict[str, Any], dict[str, float]]:
   """Score and decode a trained run on every eval set: (evals record, wall seconds per stage)."""
-  from mqa_repro import checkpoint, decode_cli, evaluate
+  from mqa_repro import checkpoint, evaluate
+  from mqa_repro.decoding import text
 
   wall = {'score': 0.0, 'decode': 0.0}
   config, params, tokenizer = checkpoint.load_for_inference(workdir, log=lambda m: None)
@@ -397,7 +338,7 @@ def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset,
     progress.stage(f'decode {label}: {", ".join(s.name for _, _, s in jobs)} ({len(lines)} sentences '
                    f'in one call)')
     t = time.time()
-    hyps, stats = decode_cli.decode_lines(
+    hyps, stats = text.decode_lines(
         config, params, tokenizer, lines, beam_size=beam, alpha=c.decode.alpha,
         batch_size=preset.decode_batch if beam == 1 else preset.beam_batch, log=lambda m: None)
     seconds = time.time() - t
@@ -407,7 +348,7 @@ def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset,
       mine = hyps[start:start + len(sources)]
       start += len(sources)
       out = evals[group.key][role]
-      out.setdefault('bleu', {})[label] = _bleu_summary(evaluate.bleu(mine, references))
+      out.setdefault('bleu', {})[label] = records.bleu_summary(evaluate.bleu(mine, references))
       chrf = evaluate.chrf(mine, references)
       out.setdefault('chrf', {})[label] = {k: chrf[k] for k in ('score', 'signature')}
       out.setdefault('decode', {})[label] = {'call_seconds': round(seconds, 3), 'call_shape': stats['shape'],
@@ -417,14 +358,14 @@ def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset,
         out['samples'] = [{'source': s, 'reference': r, 'hypothesis': h}
                           for s, r, h in list(zip(sources, references, mine))[:3]]
       (workdir / 'hyps').mkdir(exist_ok=True)
-      (workdir / 'hyps' / f'{file_name(split.name)}.{label}.txt').write_text(
+      (workdir / 'hyps' / f'{records.split_file_name(split.name)}.{label}.txt').write_text(
           ''.join(h + '\n' for h in mine), encoding='utf-8')
       if results is not None:
-        write_lines_xz(results / 'hyps' / c.name / f'{file_name(split.name)}.{label}.txt.xz', mine)
-        refs = results / 'refs' / f'{file_name(split.name)}.ref.txt.xz'
+        records.write_lines_xz(results / 'hyps' / c.name / f'{records.split_file_name(split.name)}.{label}.txt.xz', mine)
+        refs = results / 'refs' / f'{records.split_file_name(split.name)}.ref.txt.xz'
         if not refs.is_file():
-          write_lines_xz(refs, references)
-          write_lines_xz(results / 'refs' / f'{file_name(split.name)}.src.txt.xz', sources)
+          records.write_lines_xz(refs, references)
+          records.write_lines_xz(results / 'refs' / f'{records.split_file_name(split.name)}.src.txt.xz', sources)
   return evals, wall
 
 
@@ -435,19 +376,19 @@ def _truncated(tokenizer: Any, sources: Sequence[str], max_length: int) -> int:
 
 
 def run_record(c: ml_collections.ConfigDict, run: xp.Run, workdir: Path, evals: dict[str, Any],
-               wall: dict[str, float], inputs: str) -> dict[str, Any]:
-  """The results JSON of one run (schema version SCHEMA_VERSION)."""
+               wall: dict[str, float], inputs: str) -> records.RunRecord:
+  """The results JSON of one run (records.RunRecord, without its provenance)."""
   curve = read_curve(workdir / 'metrics.jsonl')
   last = next((r for r in reversed(curve) if r.get('train_loss') is not None), {})
   m = c.model
   return {
-      'schema': SCHEMA_VERSION, 'name': c.name, 'task': c.task, 'row': c.row, 'seed': run.seed,
+      'schema': records.RUN_SCHEMA, 'name': c.name, 'task': c.task, 'row': c.row, 'seed': run.seed,
       'label': c.label, 'in_paper': c.row in cfg.PAPER_ROWS[c.task], 'size': c.size, 'inputs': inputs,
       'model': {'h': m.num_heads, 'g': m.num_kv_heads, 'd_k': m.qk_dim, 'd_v': m.v_dim,
                 'd_model': m.d_model, 'd_ff': m.d_ff, 'window': m.window,
                 'layers': [m.encoder_layers, m.decoder_layers], 'vocab_size': m.vocab_size},
-      'params': cfg.param_count(m, c.task),
-      'paper_params': cfg.param_count(cfg.row_config(c.task, c.row, 'paper').model, c.task),
+      'params': costs.param_count(m, c.task),
+      'paper_params': costs.param_count(cfg.row_config(c.task, c.row, 'paper').model, c.task),
       'train': {'steps': int(last.get('step', 0)), 'batch_size': c.data.batch_size,
                 'max_length': c.data.max_length, 'final_loss': last.get('train_loss'),
                 'final_nll': last.get('train_nll'),
@@ -470,17 +411,14 @@ def run_record(c: ml_collections.ConfigDict, run: xp.Run, workdir: Path, evals: 
 # The job.
 
 
-def run_bench(preset: xp.Preset, out_file: Path, argv: Sequence[str], log: Log) -> str:
+def run_bench(preset: xp.Preset, out_file: Path, options: Options, log: Log) -> str:
   """Run the speed benchmark (mqa_repro.bench.run_benchmark); returns a status line for run.json."""
   from mqa_repro import bench
-  accepted = inspect.signature(bench.run_benchmark).parameters
-  wanted = {'size': preset.bench_size, 'sweeps': preset.bench_sweeps, 'out': str(out_file),
-            'argv': list(argv), 'log': log}
-  result = bench.run_benchmark(**{k: v for k, v in wanted.items() if k in accepted})
-  if isinstance(result, dict):   # say which command really produced it
-    prov = result.setdefault('provenance', {})
-    prov.update(command=provenance(argv, preset.name)['command'], preset=preset.name)
-    _write_json(out_file, result)
+  result = bench.run_benchmark(size=preset.bench_size, sweeps=preset.bench_sweeps, out=str(out_file),
+                               argv=list(options.argv), log=log)
+  # say which command really produced it
+  result['provenance'].update(command=_provenance(options)['command'], preset=preset.name)
+  records.write_json(out_file, result)
   return 'done' if out_file.is_file() else 'ran, but wrote no bench.json'
 
 
@@ -499,15 +437,11 @@ def _skip_reason(results: Path, workdir: Path, name: str, inputs: str) -> tuple[
                 f"sets; --force reruns it)")
 
 
-def reproduce(args: argparse.Namespace, overrides: Sequence[str], argv: Sequence[str],
-              log: Log = print) -> int:
-  import logging
-
+def reproduce(options: Options, log: Log = print) -> int:
+  """Run `options` (module docstring); the exit status: 0, or 1 when a run failed."""
   import jax
 
-  # The decoder warns per batch when tiny models cap hypotheses at max_length; the row JSON counts
-  # truncated sources instead of flooding the progress display.
-  logging.getLogger('mqa_repro.decode').setLevel(logging.ERROR)
+  args = options
   preset = xp.PRESETS[args.preset]
   results = Path(args.results or Path('results') / preset.name)
   workdirs = Path(args.workdirs or Path('workdirs') / preset.name)
@@ -532,7 +466,7 @@ def reproduce(args: argparse.Namespace, overrides: Sequence[str], argv: Sequence
       continue
     plan = task_plan(preset, task, args.data, log)
     groups = xp.eval_groups(task, plan.source, data_dir, plan.own_eval)
-    configs = {r: run_config(r, preset, plan, args, overrides, data_dir) for _, r in todo}
+    configs = {r: run_config(r, preset, plan, options, data_dir) for _, r in todo}
     keys = {r: inputs_key(c, groups) for r, c in configs.items()}
     pending = []
     for i, r in todo:
@@ -555,7 +489,7 @@ def reproduce(args: argparse.Namespace, overrides: Sequence[str], argv: Sequence
     eval_data = {g.key: load_eval_data(task, first, g, train_data, shared_dir, log) for g in groups}
     record = data_record(task, train_data, eval_data, groups, data_dir)
     if is_main:
-      _write_json(results / f'data_{task}.json', record)
+      records.write_json(results / f'data_{task}.json', record)
     if args.prepare_data:
       for g in groups:   # tokenize every eval split now too, so a carried cache holds them
         for _, split in g.splits():
@@ -579,9 +513,9 @@ def reproduce(args: argparse.Namespace, overrides: Sequence[str], argv: Sequence
         if args.fail_fast:
           raise
         continue
-      result['provenance'] = provenance(argv, preset.name)
+      result['provenance'] = _provenance(options)
       if is_main:
-        _write_json(results / 'rows' / f'{c.name}.json', result)
+        records.write_json(results / 'rows' / f'{c.name}.json', result)
       status[c.name] = 'done'
       progress.stage(f"done in {result['wall_seconds']['total']:.0f}s (train {wall['train']:.0f}s, "
                      f"score {wall['score']:.0f}s, decode {wall['decode']:.0f}s)")
@@ -594,7 +528,7 @@ def reproduce(args: argparse.Namespace, overrides: Sequence[str], argv: Sequence
     progress.row(len(runs), 'bench')
     progress.stage(f'speed benchmark at size {preset.bench_size!r}')
     try:
-      bench_status = run_bench(preset, results / 'bench.json', argv, log)
+      bench_status = run_bench(preset, results / 'bench.json', options, log)
     except Exception as e:
       bench_status = f'failed: {type(e).__name__}: {e}'
     log(f'reproduce: bench {bench_status}')
@@ -602,70 +536,17 @@ def reproduce(args: argparse.Namespace, overrides: Sequence[str], argv: Sequence
   wall = time.time() - start
   if is_main:
     history_file = results / 'run.json'
-    history = []
-    if history_file.is_file():
-      old = json.loads(history_file.read_text(encoding='utf-8'))
-      history = old.get('history', [old] if old else [])
+    old = records.read_json(history_file) or {}
+    history = old.get('history', [old] if old else [])    # a file from before the history existed
     history.append({'preset': preset.name, 'wall_seconds': round(wall, 1), 'runs': status,
-                    'bench': bench_status, 'provenance': provenance(argv, preset.name)})
-    _write_json(history_file, {'history': history})
+                    'bench': bench_status, 'provenance': _provenance(options)})
+    records.write_json(history_file, {'history': history})
     if not args.no_tables:
-      from mqa_repro import tables
-      written = tables.write_tables(results, log=log)
+      from mqa_repro.report.tables import write_tables
+      written = write_tables(results, log=log)
       log(f"reproduce: wrote {', '.join(str(p) for p in written)}")
   failed = [n for n, s in status.items() if s.startswith('failed')]
   ran = [n for n, s in status.items() if s == 'done']
   log(f'reproduce: {preset.name} finished in {wall / 60:.1f} min; {len(ran)} runs done, '
       f'{len(status) - len(ran) - len(failed)} skipped' + (f', FAILED: {", ".join(failed)}' if failed else ''))
   return 1 if failed else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  p = argparse.ArgumentParser(prog='mqa-repro reproduce', description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('--preset', required=True, choices=sorted(xp.PRESETS))
-  p.add_argument('--rows', help="comma-separated rows, e.g. wmt_mha,lm_mqa; ROW@S = only seed S of it; "
-                 "wmt / lm = that table's paper rows; all = every row, grouped-query included (default)")
-  p.add_argument('--seeds', type=int, default=None,
-                 help="seeds per row (default: the preset's, e.g. gpu: 3 for mha and mqa, 1 for others)")
-  p.add_argument('--steps', type=int, default=0, help="training steps per run (default: the preset's)")
-  p.add_argument('--eval-sentences', type=int, default=None,
-                 help="first N sentences of each eval split (0 = all; default: the preset's)")
-  p.add_argument('--data', choices=('offline', 'text', 'tfds', 'auto'), default=None,
-                 help="replace the preset's training text: the offline corpus, small real files under "
-                      "$MQA_REPRO_DATA (text), TensorFlow Datasets' wmt14 / lm1b (tfds), or tfds when "
-                      "reachable (auto)")
-  p.add_argument('--results', default=None, help='results directory (default: ./results/<preset>)')
-  p.add_argument('--workdirs', default=None,
-                 help='run directories: checkpoints, vocabularies, hypotheses (default: ./workdirs/<preset>)')
-  p.add_argument('--prepare-data', action='store_true',
-                 help='only build the vocabularies and token caches (to carry them to another machine)')
-  p.add_argument('--skip-bench', action='store_true', help='do not run the speed benchmark')
-  p.add_argument('--no-tables', action='store_true', help='do not write tables.md / CSV / plots')
-  p.add_argument('--force', action='store_true', help='rerun runs whose results JSON exists (training '
-                 'still resumes from the run\'s checkpoints; delete its run directory to retrain)')
-  p.add_argument('--fail-fast', action='store_true', help='stop at the first failing run')
-  args, rest = p.parse_known_args(argv)
-  for flag, value in (('--steps', args.steps), ('--eval-sentences', args.eval_sentences)):
-    if value is not None and value < 0:
-      p.error(f'{flag} must be >= 0, got {value}')
-  bad = [a for a in rest if not a.startswith('--config.')]
-  if bad:
-    p.error(f'unrecognized arguments: {" ".join(bad)} (config overrides look like '
-            f'--config.train.learning_rate=0.02; they apply to every run)')
-  if args.steps < 0:
-    p.error(f'--steps must be >= 0 (0 = the preset\'s), got {args.steps}')
-  if args.seeds is not None and args.seeds < 1:
-    p.error(f'--seeds must be >= 1, got {args.seeds}')
-  from mqa_repro import sharding
-  sharding.maybe_initialize_distributed()
-  try:
-    return reproduce(args, rest, argv)
-  except ValueError as e:
-    print(f'mqa-repro reproduce: {e}', file=sys.stderr)
-    return 2
-
-
-if __name__ == '__main__':
-  sys.exit(main())

@@ -1,6 +1,7 @@
 """Sharded training: the paper's optimizer recipe, evaluation, orbax checkpoints with exact resume.
 
     mqa-repro train --config configs/wmt_mqa.py[:tiny|gpu] --workdir DIR [--config.key=value ...]
+    (mqa_repro/cli/train.py)
 
 One code path for 1 CPU, 8 fake CPU devices, GPUs and multi-host TPU pods: parameters and optimizer
 state are created directly sharded (``jax.eval_shape`` + ``jax.jit(out_shardings=...)``), the step is
@@ -13,7 +14,6 @@ and resumed ends bit-identical to one that never stopped (tests/test_train.py ki
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -429,55 +429,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                        log: Log = print) -> dict[str, Any]:
   """Train `config` in `workdir` (resuming from its latest checkpoint) and return the last metrics."""
   return Trainer(config, workdir, log=log).train_and_evaluate()
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-
-
-def parse_args(argv: Sequence[str], prog: str, description: str) -> tuple[argparse.Namespace, list[str]]:
-  parser = argparse.ArgumentParser(prog=prog, description=description)
-  parser.add_argument('--config', default=None,
-                      help="config file, optionally with a size: configs/wmt_mqa.py:tiny (default: the "
-                           "run directory's own config.json, to resume or uptrain a run)")
-  parser.add_argument('--workdir', required=True, help='run directory (checkpoints, metrics, vocab)')
-  args, rest = parser.parse_known_args(argv)
-  bad = [a for a in rest if not a.startswith('--config.')]
-  if bad:
-    parser.error(f'unrecognized arguments: {" ".join(bad)} (config overrides look like '
-                 f'--config.train.num_train_steps=1000)')
-  return args, rest
-
-
-def run_config(spec: str | None, workdir: str, overrides: Sequence[str]) -> ml_collections.ConfigDict:
-  """The config file `spec` with overrides, or without one the run directory's own config.json."""
-  if spec:
-    return cfg.load_config(spec, overrides)
-  saved = Path(workdir) / 'config.json'
-  if not saved.is_file():
-    raise FileNotFoundError(f'--config is needed: {saved} does not exist (a new run needs a config file)')
-  c = ckpt.config_from_json(saved.read_text())
-  cfg.apply_overrides(c, overrides)
-  return cfg.validate(c)
-
-
-def main(argv: Sequence[str]) -> int:
-  args, overrides = parse_args(argv, 'mqa-repro train', 'Train one config; resumes if the workdir '
-                               'holds checkpoints. Overrides: --config.<key>=<value>.')
-  sharding.maybe_initialize_distributed()
-  try:
-    trainer = Trainer(run_config(args.config, args.workdir, overrides), args.workdir)
-  except (ValueError, FileNotFoundError) as e:
-    print(f'mqa-repro train: {e}', file=sys.stderr)
-    return 2
-  try:
-    summary = trainer.train_and_evaluate()
-  except NonFiniteLoss as e:
-    print(str(e), file=sys.stderr)
-    return 3
-  print(json.dumps(summary))
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main(sys.argv[1:]))

@@ -112,7 +112,8 @@ def main(argv):
             'commit': os.environ.get('MQA_REPRO_COMMIT', ''), 'summary': summary,
             'curve': [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]}
   if args.decode_timing and args.task == 'translate':
-    from mqa_repro import checkpoint, decode_cli
+    from mqa_repro import checkpoint
+    from mqa_repro.decoding import text
     config, params, tok = checkpoint.load_for_inference(workdir, log=lambda m: None)
     sources, refs = other.eval_texts('test')
     from mqa_repro import evaluate
@@ -120,8 +121,8 @@ def main(argv):
     for batch in (256, 1024):
       for rep in range(2):
         t = time.time()
-        hyps, stats = decode_cli.decode_lines(config, params, tok, sources, beam_size=1,
-                                              batch_size=batch, log=lambda m: None)
+        hyps, stats = text.decode_lines(config, params, tok, sources, beam_size=1,
+                                        batch_size=batch, log=lambda m: None)
         timing.append({'batch': batch, 'rep': rep, 'seconds': time.time() - t,
                        'bleu_intl': evaluate.bleu(hyps, refs)['intl']['score']})
         print(json.dumps(timing[-1]), flush=True)

@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     return 2
   print(f'merged {len(names)} runs: {", ".join(names)}')
   if not args.no_tables:
-    from mqa_repro import tables
+    from mqa_repro.report import tables
     tables.write_tables(Path(args.into))
   return 0
 

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from mqa_repro import bench, cli, tables
+from mqa_repro import bench, cli
+from mqa_repro.report import speed
+from mqa_repro.report.format import fmt_sig
 
 HW = {'copy_GBps': 1000.0, 'matmul_TFLOPs': 100.0}
 
@@ -51,8 +53,9 @@ def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
                    '--batches', '2', '--kv-heads', '1,2', '--out', str(out)]) == 0
   result = json.loads(out.read_text())
   prov = result['provenance']
-  for key in ('device', 'jax', 'flax', 'git_commit', 'date_utc'):
+  for key in ('device_kind', 'versions', 'git_commit', 'git_dirty', 'date_utc', 'command'):
     assert key in prov
+  assert {'jax', 'flax'} <= set(prov['versions'])
   assert '--size tiny' in prov['command']
   assert result['hardware']['copy_GBps'] > 0 and result['hardware']['matmul_TFLOPs'] > 0
   assert set(result['hardware']['ceiling_basis']) == {'bandwidth', 'matmul'}  # no datasheet: measured
@@ -69,8 +72,8 @@ def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
   assert [p['x'] for p in sweeps['batch']] == [2]
   assert [p['x'] for p in sweeps['kv_heads']] == [1, 2]
   assert all(p['us_per_token'] > 0 and p['roofline_us_per_token'] > 0 for k in sweeps for p in sweeps[k])
-  setting, lines, csv = tables.table2(result, tmp_path)
-  assert any(tables.fmt_sig(row['greedy_decoder_us_per_token']) in l for l in lines)  # our number
+  setting, lines, csv = speed.table2(result, tmp_path)
+  assert any(fmt_sig(row['greedy_decoder_us_per_token']) in l for l in lines)  # our number
   assert csv.is_file()
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from mqa_repro import checkpoint as ckpt
-from mqa_repro import decode_cli
+from mqa_repro import cli
 from mqa_repro import train
 from test_train import _train_cmd, tiny
 
@@ -21,8 +21,8 @@ def _decode(workdir, tmp_path, capsys):
   """`mqa-repro decode` of two prompts in this (one-device) process -> (hypotheses, stderr)."""
   src = tmp_path / 'prompts.txt'
   src.write_text(PROMPTS)
-  rc = decode_cli.main(['--workdir', str(workdir), '--input', str(src), '--output',
-                        str(tmp_path / 'hyp.txt'), '--beam', '1', '--max-new-tokens', '6'])
+  rc = cli.main(['decode', '--workdir', str(workdir), '--input', str(src), '--output',
+                 str(tmp_path / 'hyp.txt'), '--beam', '1', '--max-new-tokens', '6'])
   err = capsys.readouterr().err
   assert rc == 0, err
   return (tmp_path / 'hyp.txt').read_text(), err
@@ -115,15 +115,14 @@ def test_a_checkpoint_written_on_eight_devices_decodes_and_evaluates_on_one(run,
                                                                           'model': 2}
   hyps, err = _decode(workdir, tmp_path, capsys)
   assert f'loaded {workdir} step 2' in err and len(hyps.splitlines()) == 2, err
-  from mqa_repro import evaluate
-  assert evaluate.main(['--workdir', str(workdir), '--split', 'dev']) == 0
+  assert cli.main(['evaluate', '--workdir', str(workdir), '--split', 'dev']) == 0
   assert 'ln(PPL) per subword' in capsys.readouterr().out
 
 
 ON_EIGHT = r'''
 import json, sys
 import jax, numpy as np
-from mqa_repro import checkpoint as ckpt, decode_cli, sharding
+from mqa_repro import checkpoint as ckpt, cli, sharding
 workdir, prompts, out = sys.argv[1:]
 assert jax.device_count() == 8
 config, one, _ = ckpt.load_for_inference(workdir)
@@ -132,8 +131,8 @@ _, split, _ = ckpt.load_for_inference(workdir, mesh=sharding.make_mesh(config.me
 leaves = list(zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(split)))
 print('RESULT' + json.dumps({'same': all(np.array_equal(a, b) for a, b in leaves),
                              'devices': max(len(b.sharding.device_set) for _, b in leaves)}))
-sys.exit(decode_cli.main(['--workdir', workdir, '--input', prompts, '--output', out, '--beam', '1',
-                          '--max-new-tokens', '6']))
+sys.exit(cli.main(['decode', '--workdir', workdir, '--input', prompts, '--output', out, '--beam', '1',
+                   '--max-new-tokens', '6']))
 '''
 
 

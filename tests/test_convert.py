@@ -79,25 +79,26 @@ def test_a_g_that_does_not_divide_the_kv_heads_is_refused(g):
 @pytest.mark.slow
 def test_converted_run_uptrains_and_decodes_through_the_clis(shared_data, tmp_path, capsys):
   from test_train import tiny
-  from mqa_repro import decode_cli, train
+  from mqa_repro import cli, train
   c = tiny('translate', 'mha', shared_data, num_train_steps=20, checkpoint_every=20)
   train.train_and_evaluate(c, tmp_path / 'mha', log=lambda s: None)
-  assert convert.main(['--from', str(tmp_path / 'mha'), '--to', str(tmp_path / 'mqa'), '--kv-heads', '1',
-                       '--uptrain-fraction', '0.2']) == 0
+  assert cli.main(['convert', '--from', str(tmp_path / 'mha'), '--to', str(tmp_path / 'mqa'),
+                   '--kv-heads', '1', '--uptrain-fraction', '0.2']) == 0
   out = capsys.readouterr().out
   record = json.loads((tmp_path / 'mqa' / 'converted_from.json').read_text())
   assert record['kv_heads'] == 1 and record['uptrain_steps'] == 4 and record['params_lost'] > 0
   assert f"{record['params_lost']:,} fewer" in out
   saved = json.loads((tmp_path / 'mqa' / 'config.json').read_text())
   assert saved['model']['num_kv_heads'] == 1 and saved['model']['d_ff'] == c.model.d_ff
-  assert train.main(['--workdir', str(tmp_path / 'mqa')]) == 0           # uptrain: the run's own config
+  assert cli.main(['train', '--workdir', str(tmp_path / 'mqa')]) == 0    # uptrain: the run's own config
   records = [json.loads(line) for line in open(tmp_path / 'mqa' / 'metrics.jsonl')]
   assert records[-1]['step'] == 4 and np.isfinite(records[-1]['train_loss'])
   src = tmp_path / 'src.en'
   src.write_text('A Republican strategy to counter the re-election of Obama\nHello\n')
-  assert decode_cli.main(['--workdir', str(tmp_path / 'mqa'), '--input', str(src), '--output',
-                          str(tmp_path / 'hyp.de'), '--beam', '2']) == 0
+  assert cli.main(['decode', '--workdir', str(tmp_path / 'mqa'), '--input', str(src), '--output',
+                   str(tmp_path / 'hyp.de'), '--beam', '2']) == 0
   assert len((tmp_path / 'hyp.de').read_text().splitlines()) == 2
   # converting into an existing run is refused, naming it
-  assert convert.main(['--from', str(tmp_path / 'mha'), '--to', str(tmp_path / 'mqa'), '--kv-heads', '2']) == 2
+  assert cli.main(['convert', '--from', str(tmp_path / 'mha'), '--to', str(tmp_path / 'mqa'),
+                   '--kv-heads', '2']) == 2
   assert 'already holds a run' in capsys.readouterr().err

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mqa_repro.data import cli, examples as examples_lib, packing, pipeline
+from mqa_repro.cli import data as cli
+from mqa_repro.data import examples as examples_lib, packing, pipeline
 from mqa_repro.data.tokenizer import EOS_ID
 
 EN_WORDS = 'the a house cat dog runs sees big small red green today because and never'.split()
@@ -417,7 +418,8 @@ def test_cli_bench_and_offline_corpus(fake_offline_corpus, corpus, vocab, tmp_pa
                    '--steps', '3', '--workdir', str(tmp_path / 'wd'), '--out', str(out)]) == 0
   result = json.loads(out.read_text())
   assert result['task'] == 'lm' and result['steps'] == 3 and result['tokens_per_s'] > 0
-  assert 0 < result['fill'] <= 1 and result['cpu_count'] == os.cpu_count()
+  assert 0 < result['fill'] <= 1 and result['provenance']['host']['cpus'] == os.cpu_count()
+  assert 'device_kind' not in result['provenance']      # host-only work: JAX not started
   assert cli.main(['offline-corpus', '--out', str(tmp_path / 'oc')]) == 0
   assert fake_offline_corpus == [str(tmp_path / 'oc')]
   # Errors come out as one line saying what is wrong, with a non-zero exit status.

@@ -88,6 +88,6 @@ def test_model_with_other_special_ids_is_refused(tmp_path):
 def test_no_tensorflow_import():
   import subprocess, sys
   code = ('import sys; import mqa_repro.data.tokenizer, mqa_repro.data.sources, mqa_repro.data.pipeline, '
-          'mqa_repro.data.tfds_source, mqa_repro.data.cli; '
+          'mqa_repro.data.tfds_source, mqa_repro.cli.data; '
           'sys.exit(int(any(m.startswith(("tensorflow", "tensorflow_datasets")) for m in sys.modules)))')
   assert subprocess.run([sys.executable, '-c', code]).returncode == 0

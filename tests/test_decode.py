@@ -3,6 +3,7 @@ force enumeration, and the output-format rules. Tiny float32 models, so the whol
 
 import functools
 import itertools
+import math
 import sys
 
 import flax.linen as nn
@@ -314,7 +315,7 @@ def test_decode_file_keeps_order_with_empty_long_and_ragged_batches(tiny_transla
   """8 lines: 2 empty, 1 far over max_length; 6 to decode in batches of 4 (the last one short).
   Decoding the file reversed must give the reversed output: sorting and bucketing by length never
   mix up which hypothesis belongs to which line (the model's output depends on its input)."""
-  from mqa_repro import decode_cli
+  from mqa_repro.decoding import text as decoding_text
   c, params, tok, words = tiny_translator
   rng = np.random.default_rng(1)
   lines = [' '.join(rng.choice(words, n)) for n in (3, 8, 2, 5, 4)]
@@ -326,8 +327,8 @@ def test_decode_file_keeps_order_with_empty_long_and_ragged_batches(tiny_transla
     for name, text in (('fwd', lines), ('rev', lines[::-1])):
       src, dst = tmp_path / f'{name}.txt', tmp_path / f'{name}.{beam}.out'
       src.write_text('\n'.join(text) + '\n')
-      stats = decode_cli.decode_file(c, params, tok, src, dst, beam_size=beam, batch_size=4,
-                                     log=lambda m: None)
+      stats = decoding_text.decode_file(c, params, tok, src, dst, beam_size=beam, batch_size=4,
+                                        log=lambda m: None)
       assert stats['truncated'] == 1 and stats['empty'] == 2 and stats['lines'] == 8
       assert stats['batches'] == 2
       out = dst.read_text().split('\n')
@@ -363,12 +364,12 @@ def test_hypotheses_do_not_depend_on_the_batch_size(task, bf16_models):
   """Batches of 1, 7 and 64 lines give the same hypotheses, greedy and beam. In bfloat16 they did
   not (issue 16: 9 of 51 lines greedy): a row's logits came out of differently shaped, differently
   fused matmuls, rounded to bf16, and a near-tie flipped."""
-  from mqa_repro import decode_cli
+  from mqa_repro.decoding import text
   (models, tok, lines), (c, params) = bf16_models, bf16_models[0][task]
   assert c.decode.dtype == 'float32'
   for beam in (1, 3):
-    outputs = [decode_cli.decode_lines(c, params, tok, lines, beam_size=beam, batch_size=n,
-                                       max_new_tokens=6, log=lambda m: None)[0] for n in (1, 7, 64)]
+    outputs = [text.decode_lines(c, params, tok, lines, beam_size=beam, batch_size=n,
+                                 max_new_tokens=6, log=lambda m: None)[0] for n in (1, 7, 64)]
     assert outputs[0] == outputs[1] == outputs[2], beam
     assert len(set(outputs[0])) > 16                    # the hypotheses depend on the input
 
@@ -408,61 +409,123 @@ def test_beam_search_with_one_beam_is_greedy_search(task, decode_dtype, bf16_mod
   assert len({tuple(r) for r in np.asarray(greedy)}) > 16
 
 
-def _fake_checkpoint(monkeypatch, loaded):
-  """Stand-in for mqa_repro.checkpoint.load_for_inference (the lead's module) returning `loaded`."""
-  import types
-  import mqa_repro
-  fake = types.ModuleType('mqa_repro.checkpoint')
-  fake.load_for_inference = lambda workdir, step=None, log=print: loaded
-  monkeypatch.setitem(sys.modules, 'mqa_repro.checkpoint', fake)
-  monkeypatch.setattr(mqa_repro, 'checkpoint', fake, raising=False)
+def _fake_run(monkeypatch, workdir, loaded):
+  """A run directory holding only config.json, and a stand-in for the checkpoint loader returning
+  `loaded` = (config, params, tokenizer) (the loader's own tests cover it)."""
+  from mqa_repro import checkpoint
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / 'config.json').write_text(checkpoint.config_to_json(loaded[0]))
+  calls = []
+
+  def load_for_inference(workdir, step=None, log=print, mesh=None, overrides=()):
+    calls.append(list(overrides))
+    return loaded
+  monkeypatch.setattr(checkpoint, 'load_for_inference', load_for_inference)
+  return calls
 
 
 def test_decode_cli_main_end_to_end(tiny_translator, tmp_path, monkeypatch, capsys):
-  from mqa_repro import decode_cli
+  from mqa_repro import cli
   c, params, tok, words = tiny_translator
-  _fake_checkpoint(monkeypatch, (c, params, tok))
+  calls = _fake_run(monkeypatch, tmp_path, (c, params, tok))
   src = tmp_path / 'in.en'
   src.write_text(f'{words[0]} {words[1]}\n\n{words[2]}\n')
-  rc = decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output',
-                        str(tmp_path / 'out.de'), '--beam', '2', '--batch-size', '4'])
+  rc = cli.main(['decode', '--workdir', str(tmp_path), '--input', str(src), '--output',
+                 str(tmp_path / 'out.de'), '--beam', '2', '--batch-size', '4'])
   assert rc == 0
   out = (tmp_path / 'out.de').read_text().split('\n')
   assert len(out) == 4 and out[1] == '' and out[3] == ''
   assert '3 lines (1 empty, 0 truncated)' in capsys.readouterr().err
-  assert decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output',
-                          str(tmp_path / 'out2.de'), '--decode-dtype', 'model']) == 0
-  assert c.decode.dtype == 'float32'                 # the flag changes a copy of the run's config
+  assert cli.main(['decode', '--workdir', str(tmp_path), '--input', str(src), '--output',
+                   str(tmp_path / 'out2.de'), '--decode-dtype', 'model']) == 0
+  assert calls[-1] == ['--config.decode.dtype=']     # the run's saved config, changed for this decode
+  assert c.decode.dtype == 'float32'
+
+
+def test_decode_cli_nbest_stdin_stdout_overrides_and_progress(tiny_translator, tmp_path, monkeypatch,
+                                                              capsys):
+  """--input - reads stdin, --output - writes stdout, --nbest N writes N scored lines per input (the
+  first the 1-best), --config.* reaches the loader, --progress prints a line per batch."""
+  import io
+  import types
+  from mqa_repro import cli
+  c, params, tok, words = tiny_translator
+  calls = _fake_run(monkeypatch, tmp_path, (c, params, tok))
+  lines = [f'{words[0]} {words[1]}', '', f'{words[2]} {words[3]} {words[4]}']
+  stdin = types.SimpleNamespace(buffer=io.BytesIO(('\n'.join(lines) + '\n').encode()))
+  monkeypatch.setattr(sys, 'stdin', stdin)
+  assert cli.main(['decode', '--workdir', str(tmp_path), '--input', '-', '--output', '-', '--beam', '3',
+                   '--nbest', '2', '--batch-size', '1', '--progress',
+                   '--config.model.attention_impl=xla']) == 0
+  captured = capsys.readouterr()
+  rows = [line.split('\t') for line in captured.out.splitlines()]
+  assert [int(r[0]) for r in rows] == [0, 0, 1, 1, 2, 2]
+  scores = [float(r[1]) for r in rows]
+  assert scores[0] >= scores[1] and scores[4] >= scores[5] and math.isnan(scores[2])
+  assert calls[-1] == ['--config.model.attention_impl=xla']
+  assert '2/2 sentences' in captured.err and 'sentences/s' in captured.err
+  # the 1-best of the n-best list is the hypothesis a plain decode writes
+  monkeypatch.setattr(sys, 'stdin', types.SimpleNamespace(buffer=io.BytesIO(
+      ('\n'.join(lines) + '\n').encode())))
+  assert cli.main(['decode', '--workdir', str(tmp_path), '--input', '-', '--beam', '3']) == 0
+  best = capsys.readouterr().out.splitlines()
+  assert best[0] == rows[0][2] and best[2] == rows[4][2]
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--nbest', '5', '--beam', '2'], '--nbest 5 needs a beam of at least 5'),
+    (['--config.model.num_heads=4'], 'changes the shape of the parameters'),
+    (['--config.model.attention_impl=cuda'], 'config.model.attention_impl must be one of'),
+    (['--config.decode.bogus=1'], 'decode has no field'),
+])
+def test_decode_cli_checks_flags_and_overrides_before_loading(tiny_translator, tmp_path, monkeypatch,
+                                                              capsys, args, message):
+  from mqa_repro import cli
+  c, params, tok, words = tiny_translator
+  calls = _fake_run(monkeypatch, tmp_path, (c, params, tok))
+  src = tmp_path / 'in.en'
+  src.write_text(f'{words[0]}\n')
+  assert cli.main(['decode', '--workdir', str(tmp_path), '--input', str(src), *args]) == 2
+  assert message in capsys.readouterr().err and not calls
+
+
+def test_decode_warns_once_about_length_caps(tiny_translator):
+  """Every batch of one call may hit the position table; the warning comes once, with the count."""
+  from mqa_repro.decoding import text
+  c, params, tok, words = tiny_translator
+  rng = np.random.default_rng(3)
+  lines = [' '.join(rng.choice(words, 12)) for _ in range(6)]   # 1.5 * len + 10 > max_length 24
+  logs = []
+  _, stats = text.decode_lines(c, params, tok, lines, beam_size=1, batch_size=2, log=logs.append)
+  assert stats['batches'] == 3 and stats['capped'] > 0
+  warnings = [line for line in logs if 'max_length' in line]
+  assert len(warnings) == 1 and f"{stats['capped']} of 6" in warnings[0]
 
 
 def test_decode_cli_main_reports_missing_run(tmp_path, capsys):
-  pytest.importorskip('mqa_repro.checkpoint')
-  from mqa_repro import decode_cli
-  rc = decode_cli.main(['--workdir', str(tmp_path / 'nope'), '--input', 'x', '--output', 'y'])
+  from mqa_repro import cli
+  src = tmp_path / 'x'
+  src.write_text('a\n')
+  rc = cli.main(['decode', '--workdir', str(tmp_path / 'nope'), '--input', str(src), '--output', 'y'])
   assert rc == 2 and 'not found' in capsys.readouterr().err
 
 
 def test_decode_cli_refuses_non_utf8_input_naming_file_and_line_before_loading(tmp_path, monkeypatch,
                                                                                capsys):
   """The same message training text gets (data/sources.py), exit 2, and no checkpoint loaded."""
-  import types
-  import mqa_repro
-  from mqa_repro import decode_cli
+  from mqa_repro import checkpoint, cli
 
-  def load_for_inference(workdir, step=None, log=print):
+  def load_for_inference(*args, **kwargs):
     raise AssertionError('the checkpoint was loaded before the input was read')
-  fake = types.ModuleType('mqa_repro.checkpoint')
-  fake.load_for_inference = load_for_inference
-  monkeypatch.setitem(sys.modules, 'mqa_repro.checkpoint', fake)
-  monkeypatch.setattr(mqa_repro, 'checkpoint', fake, raising=False)
+  monkeypatch.setattr(checkpoint, 'load_for_inference', load_for_inference)
   src = tmp_path / 'in.en'
   src.write_bytes('fine\nstill fine \u00e9\n'.encode() + b'caf\xe9 latin-1\n')
-  rc = decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output',
-                        str(tmp_path / 'out.de')])
+  rc = cli.main(['decode', '--workdir', str(tmp_path), '--input', str(src), '--output',
+                 str(tmp_path / 'out.de')])
   err = capsys.readouterr().err
   assert rc == 2 and f'{src}:3: not valid UTF-8' in err, err
-  assert decode_cli.main(['--workdir', str(tmp_path), '--input', str(tmp_path / 'nope'), '--output',
-                          str(tmp_path / 'out.de')]) == 2
+  assert cli.main(['decode', '--workdir', str(tmp_path), '--input', str(tmp_path / 'nope'), '--output',
+                   str(tmp_path / 'out.de')]) == 2
   assert 'not found' in capsys.readouterr().err
   with pytest.raises(SystemExit):
-    decode_cli.main(['--workdir', str(tmp_path), '--input', str(src), '--output', 'o', '--alpha', '-1'])
+    cli.main(['decode', '--workdir', str(tmp_path), '--input', str(src), '--output', 'o', '--alpha', '-1'])

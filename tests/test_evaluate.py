@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mqa_repro import cli
 from mqa_repro import config as cfg
 from mqa_repro import evaluate
 from mqa_repro import metrics
@@ -59,7 +60,7 @@ def test_bleu_equals_the_sacrebleu_command_line(shared_data, tmp_path):
   assert 20 < ours['intl']['score'] < 95                   # damaged, but far from empty
   # the CLI: --hyp/--ref prints both and writes JSON with the signatures
   out = tmp_path / 'bleu.json'
-  assert evaluate.main(['--hyp', str(hyp_file), '--ref', str(ref_file), '--json', str(out)]) == 0
+  assert cli.main(['evaluate', '--hyp', str(hyp_file), '--ref', str(ref_file), '--json', str(out)]) == 0
   saved = json.loads(out.read_text())
   assert saved['bleu']['intl']['score'] == pytest.approx(ours['intl']['score'])
   assert saved['provenance']['git_commit']
@@ -70,8 +71,23 @@ def test_bleu_refuses_mismatched_line_counts(tmp_path, capsys):
     evaluate.bleu(['a', 'b'], ['a'])
   (tmp_path / 'h').write_text('a\nb\n')
   (tmp_path / 'r').write_text('a\n')
-  assert evaluate.main(['--hyp', str(tmp_path / 'h'), '--ref', str(tmp_path / 'r')]) == 2
+  assert cli.main(['evaluate', '--hyp', str(tmp_path / 'h'), '--ref', str(tmp_path / 'r')]) == 2
   assert 'references' in capsys.readouterr().err
+
+
+def test_evaluate_cli_reads_stdin_and_names_a_missing_reference(tmp_path, monkeypatch, capsys):
+  import io
+  import types
+  (tmp_path / 'r').write_text('a b c d e\n')
+  monkeypatch.setattr(sys, 'stdin', types.SimpleNamespace(buffer=io.BytesIO(b'a b c d e\n')))
+  assert cli.main(['evaluate', '--hyp', '-', '--ref', str(tmp_path / 'r')]) == 0
+  assert 'BLEU (intl) = 100.00' in capsys.readouterr().out
+  assert cli.main(['evaluate', '--hyp', str(tmp_path / 'r'), '--ref', str(tmp_path / 'nope')]) == 2
+  err = capsys.readouterr().err
+  assert f'--ref {tmp_path / "nope"}: no such file' in err and 'Errno' not in err
+  (tmp_path / 'bad').write_bytes(b'caf\xe9\n')
+  assert cli.main(['evaluate', '--hyp', str(tmp_path / 'bad'), '--ref', str(tmp_path / 'r')]) == 2
+  assert 'bad:1: not valid UTF-8' in capsys.readouterr().err
 
 
 def _tiny(task):
@@ -143,23 +159,21 @@ def test_score_and_perplexity_on_hand_made_batches(task):
 def test_evaluate_cli_on_a_checkpoint(tmp_path, monkeypatch, capsys):
   """--workdir: ln(PPL) from the data layer's eval batches, and --bleu decodes the split's sources.
   The checkpoint loader and the data layer are replaced by stand-ins (their own tests cover them)."""
-  import types
-  import mqa_repro
+  from mqa_repro import checkpoint
   from mqa_repro.data import pipeline
   from mqa_repro.data.tokenizer import train_sentencepiece
   lines = [f'w{i % 7} x{i % 5} y{i % 3} z{i % 11}' for i in range(200)]
   tok = train_sentencepiece(lines, 28, tmp_path / 'vocab.model')   # < the model's 32 ids
   c, model, params = _tiny('translate')
   c.decode.batch_size, c.decode.beam_size = 2, 2
-  fake = types.ModuleType('mqa_repro.checkpoint')
-  fake.load_for_inference = lambda workdir, step=None, log=print: (c, params, tok)
-  monkeypatch.setitem(sys.modules, 'mqa_repro.checkpoint', fake)
-  monkeypatch.setattr(mqa_repro, 'checkpoint', fake, raising=False)
+  (tmp_path / 'config.json').write_text(checkpoint.config_to_json(c))
+  monkeypatch.setattr(checkpoint, 'load_for_inference', lambda *a, **kw: (c, params, tok))
   rng = np.random.default_rng(0)
   data = _FakeData([_packed_batch('translate', rng)], 10, (lines[:3], lines[3:6]))
   monkeypatch.setattr(pipeline, 'load_task_data', lambda task, cfg, workdir, **kw: data)
   out = tmp_path / 'eval.json'
-  assert evaluate.main(['--workdir', str(tmp_path), '--split', 'dev', '--bleu', '--json', str(out)]) == 0
+  assert cli.main(['evaluate', '--workdir', str(tmp_path), '--split', 'dev', '--bleu', '--json',
+                   str(out)]) == 0
   result = json.loads(out.read_text())['checkpoint']
   assert result['perplexity']['tokens'] == 11
   assert result['bleu']['intl']['signature'].startswith('nrefs:1|case:mixed|eff:no|tok:intl')

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mqa_repro import cli, tables
+from mqa_repro import cli
+from mqa_repro.report import speed
 from mqa_repro import decode as decode_lib
 from mqa_repro import model as mdl
 from mqa_repro.bench import lm_decode, peers
@@ -35,7 +36,7 @@ def test_cli_lm_decode_tiny_writes_json_and_resumes(tmp_path, capsys):
       assert math.isfinite(p[key]) and p[key] > 0, key
     assert p['step_bytes'] == p['weight_bytes'] + p['kv_bytes']
     assert p['ms_per_step'] * 1e3 == pytest.approx(p['us_per_token'] * p['batch'])
-  md = tables.lm_decode_table(result)
+  md = speed.lm_decode_table(result)
   assert any('ours (xla)' in line for line in md)
   # the same command again measures nothing new: every point is in the file already
   capsys.readouterr()

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-ARGS = ['-m', 'mqa_repro.parallel_check', '--config', 'configs/wmt_mqa.py:tiny', '--steps', '2',
+ARGS = ['-m', 'mqa_repro.cli', 'parallel-check', '--config', 'configs/wmt_mqa.py:tiny', '--steps', '2',
         '--layouts', 'data', '--decode-batch', '4']
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,6 +1,6 @@
 """reproduce: row selection, budgets, eval sets, and one real end-to-end run of two tiny rows."""
 
-import argparse
+import dataclasses
 import json
 import time
 
@@ -9,6 +9,8 @@ import pytest
 from mqa_repro import config as cfg
 from mqa_repro import experiment as xp
 from mqa_repro import reproduce
+from mqa_repro.cli import reproduce as reproduce_cli
+from mqa_repro.report import records
 
 
 def test_parse_runs_rows_and_seeds():
@@ -30,35 +32,35 @@ def test_parse_runs_rows_and_seeds():
     xp.parse_runs('wmt_mha@x', smoke)
 
 
-def _args(**kw):
-  return argparse.Namespace(**{'steps': 0, 'eval_sentences': None, **kw})
+def _options(*overrides, **kw):
+  return reproduce.Options(preset='smoke', overrides=overrides, **kw)
 
 
 def test_run_config_applies_plan_seed_preset_then_user_overrides(tmp_path):
   smoke = xp.PRESETS['smoke']
   plan = reproduce.task_plan(smoke, 'translate', None, print)
-  c = reproduce.run_config(xp.Run('translate', 'mqa', 1), smoke, plan, _args(),
-                           ['--config.train.learning_rate=0.05'], None)
+  c = reproduce.run_config(xp.Run('translate', 'mqa', 1), smoke, plan,
+                           _options('--config.train.learning_rate=0.05'), None)
   assert c.size == 'tiny' and c.name == 'wmt_mqa_tiny_seed1'
   assert c.train.seed == c.data.seed == 1
   assert c.train.num_train_steps == plan.steps == 300
   assert c.data.max_eval_examples == smoke.eval_sentences
   assert c.train.learning_rate == 0.05              # the user's override wins over the preset's
   gpu = xp.PRESETS['gpu']
-  lm = reproduce.run_config(xp.Run('lm', 'mha'), gpu, gpu.plan('lm'), _args(), [], tmp_path)
+  lm = reproduce.run_config(xp.Run('lm', 'mha'), gpu, gpu.plan('lm'), _options(), tmp_path)
   assert lm.model.d_model == cfg.SIZES['gpu'].d_model and lm.train.num_train_steps == 3000
   assert lm.model.dropout_rate == 0.2               # the gpu preset's stated LM recipe change
   assert lm.data.extra_train_files.startswith(str(tmp_path / 'offline_corpus/english'))
-  wmt = reproduce.run_config(xp.Run('translate', 'mha'), gpu, gpu.plan('translate'), _args(), [], tmp_path)
+  wmt = reproduce.run_config(xp.Run('translate', 'mha'), gpu, gpu.plan('translate'), _options(), tmp_path)
   assert wmt.train.learning_rate == 0.03 and wmt.train.num_train_steps == 3500
   assert str(tmp_path / 'wmt14_en_de/extra_newstest/newstest2017') in wmt.data.train_files
   assert 'newstest2013' not in wmt.data.train_files and 'newstest2014' not in wmt.data.train_files
   paper = xp.PRESETS['paper']
   p = reproduce.run_config(xp.Run('translate', 'mha'), paper,
-                           reproduce.task_plan(paper, 'translate', 'tfds', print), _args(), [], None)
+                           reproduce.task_plan(paper, 'translate', 'tfds', print), _options(), None)
   assert cfg.param_count(p.model, 'translate') == 211_320_832 and p.train.learning_rate == 0.01
   lm_paper = reproduce.run_config(xp.Run('lm', 'mha'), paper,
-                                  reproduce.task_plan(paper, 'lm', 'tfds', print), _args(), [], None)
+                                  reproduce.task_plan(paper, 'lm', 'tfds', print), _options(), None)
   assert lm_paper.train.num_train_steps == 136_000 and lm_paper.data.batch_size == 256
 
 
@@ -88,7 +90,7 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
           '--data', 'text', '--results', str(tmp_path / 'results'), '--workdirs', str(tmp_path / 'work'),
           '--skip-bench', '--config.train.progress=false']
   start = time.time()
-  assert reproduce.main(argv) == 0
+  assert reproduce_cli.main(argv) == 0
   results = tmp_path / 'results'
 
   wmt = json.loads((results / 'rows' / 'wmt_mqa_local_tiny.json').read_text())
@@ -120,8 +122,8 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   assert newstest['test']['decode']['beam4']['call_sentences'] == 4
   assert len(newstest['test']['samples']) == 3
   hyps = results / 'hyps' / 'wmt_mqa_local_tiny'
-  assert len(reproduce.read_lines_xz(hyps / 'newstest2014.beam4.txt.xz')) == 4
-  assert len(reproduce.read_lines_xz(results / 'refs' / 'newstest2013.ref.txt.xz')) == 4
+  assert len(records.read_lines_xz(hyps / 'newstest2014.beam4.txt.xz')) == 4
+  assert len(records.read_lines_xz(results / 'refs' / 'newstest2013.ref.txt.xz')) == 4
   dev = lm['evals']['lm1b']['dev']
   assert dev['word_ppl'] > 1 and dev['words'] > 0 and 'bleu' not in dev
   data = json.loads((results / 'data_translate.json').read_text())
@@ -139,57 +141,44 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   # Resumable: a rerun skips rows whose JSON exists (and does not train or decode again).
   first = time.time() - start
   start = time.time()
-  assert reproduce.main(argv) == 0
+  assert reproduce_cli.main(argv) == 0
   assert time.time() - start < max(first / 2, 10)
   history = json.loads((results / 'run.json').read_text())['history']
   assert len(history) == 2 and all(s.startswith('skipped') for s in history[-1]['runs'].values())
 
   # Changed inputs (here: more eval sentences) rerun the evaluation, and say why.
   logs = []
-  assert reproduce.reproduce(reproduce_args(argv, eval_sentences=5), argv[-1:], argv, log=logs.append) == 0
+  assert reproduce.reproduce(reproduce_args(argv, eval_sentences=5), log=logs.append) == 0
   assert any('changed' in line for line in logs)
   assert json.loads((results / 'rows' / 'lm_mqa_tiny.json').read_text())['evals']['lm1b']['dev'][
       'sentences'] == 5
-  reproduce.reproduce(reproduce_args(argv), argv[-1:], argv, log=logs.append)   # back to 4
+  reproduce.reproduce(reproduce_args(argv), log=logs.append)   # back to 4
 
   # Results JSON without this checkout's run directory (a fresh clone of a repo with committed
   # results) is not taken as done: that row runs again.
   import shutil
   shutil.rmtree(tmp_path / 'work' / 'lm_mqa_tiny')
-  assert reproduce.main(argv) == 0
+  assert reproduce_cli.main(argv) == 0
   run = json.loads((results / 'run.json').read_text())['history'][-1]
   assert run['runs']['wmt_mqa_local_tiny'].startswith('skipped')
   assert not run['runs']['lm_mqa_tiny'].startswith('skipped')
 
 
 def reproduce_args(argv, **changes):
-  """The parsed arguments of `argv` (as reproduce.main parses them), with some changed."""
-  args = argparse.Namespace(preset='smoke', rows=None, seeds=None, steps=0, eval_sentences=None, data=None,
-                            results=None, workdirs=None, prepare_data=False, skip_bench=False,
-                            no_tables=False, force=False, fail_fast=False)
-  flags = {'--rows': 'rows', '--steps': 'steps', '--eval-sentences': 'eval_sentences', '--data': 'data',
-           '--results': 'results', '--workdirs': 'workdirs'}
-  for i, a in enumerate(argv):
-    if a in flags:
-      value = argv[i + 1]
-      setattr(args, flags[a], int(value) if flags[a] in ('steps', 'eval_sentences') else value)
-    elif a == '--skip-bench':
-      args.skip_bench = True
-  for k, v in changes.items():
-    setattr(args, k, v)
-  return args
+  """The options of `argv` (as the command line parses them), with some changed."""
+  return dataclasses.replace(reproduce_cli.parse_options(argv), **changes)
 
 
 def test_unknown_flag_and_missing_text_data(tmp_path, monkeypatch, capsys):
   with pytest.raises(SystemExit):
-    reproduce.main(['--preset', 'smoke', '--bogus'])
+    reproduce_cli.main(['--preset', 'smoke', '--bogus'])
   for flag in ('--steps', '--eval-sentences'):    # used to train nothing, then a traceback
     with pytest.raises(SystemExit) as exit_info:
-      reproduce.main(['--preset', 'smoke', flag, '-1', '--results', str(tmp_path),
+      reproduce_cli.main(['--preset', 'smoke', flag, '-1', '--results', str(tmp_path),
                       '--workdirs', str(tmp_path), '--skip-bench', '--rows', 'lm_mqa', '--data', 'text'])
     assert exit_info.value.code == 2 and f'{flag} must be >= 0' in capsys.readouterr().err
   monkeypatch.delenv('MQA_REPRO_DATA', raising=False)
   monkeypatch.setenv('MQA_REPRO_DATA', str(tmp_path / 'nowhere'))
-  assert reproduce.main(['--preset', 'smoke', '--data', 'text', '--results', str(tmp_path),
+  assert reproduce_cli.main(['--preset', 'smoke', '--data', 'text', '--results', str(tmp_path),
                          '--workdirs', str(tmp_path), '--skip-bench']) == 2
   assert 'MQA_REPRO_DATA' in capsys.readouterr().err

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from mqa_repro import cli
 from mqa_repro import config as cfg
-from mqa_repro import tables
+from mqa_repro.report import records, tables
+from mqa_repro.report.format import fmt_sig
 
 PROVENANCE = {'preset': 'smoke', 'command': 'mqa-repro reproduce --preset smoke', 'git_commit': 'abc1234def',
               'git_dirty': False, 'date_utc': '2026-01-02T03:04:05+00:00', 'device_kind': 'cpu',
@@ -127,16 +129,15 @@ def test_tables_with_nothing_run_writes_no_empty_files(tmp_path):
 
 
 def test_bootstrap_against_multi_head_from_stored_hypotheses(tmp_path):
-  from mqa_repro import reproduce
   rows = [fake_row('translate', 'mha', 1.5, bleu=3.0), fake_row('translate', 'mqa', 1.6, bleu=2.0),
           fake_row('translate', 'gqa2', 1.55, bleu=2.5)]
   results = write_results(tmp_path / 'r', rows)
   refs = [f'das ist satz nummer {i} und er ist lang genug .' for i in range(60)]
   good = list(refs)
   bad = [f'satz {i} .' for i in range(60)]
-  reproduce.write_lines_xz(results / 'refs' / 'offline_test.ref.txt.xz', refs)
+  records.write_lines_xz(results / 'refs' / 'offline_test.ref.txt.xz', refs)
   for name, hyps in (('wmt_mha_tiny', good), ('wmt_mqa_tiny', bad), ('wmt_gqa2_tiny', good)):
-    reproduce.write_lines_xz(results / 'hyps' / name / 'offline_test.greedy.txt.xz', hyps)
+    records.write_lines_xz(results / 'hyps' / name / 'offline_test.greedy.txt.xz', hyps)
   tables.write_tables(results, log=lambda m: None)
   t1 = {r['row']: r for r in csv.DictReader(open(results / 'table1_offline.csv'))}
   assert float(t1['mqa']['p_bleu_greedy_vs_mha']) < 0.01       # clearly different hypotheses
@@ -151,16 +152,18 @@ def test_bootstrap_against_multi_head_from_stored_hypotheses(tmp_path):
 def test_extra_rows_and_cli(tmp_path, capsys, monkeypatch):
   rows = [fake_row('translate', 'gqa2', 1.5, bleu=1.0)]
   results = write_results(tmp_path / 'results' / 'gpu', rows)
-  assert tables.main(['--results', str(results)]) == 0
+  assert cli.main(['tables', '--results', str(results)]) == 0
   md = (results / 'tables.md').read_text()
   assert 'grouped-query g=2' in md        # not in the paper: listed after its rows
   assert 'tables.md' in capsys.readouterr().out
   monkeypatch.chdir(tmp_path)
-  assert tables.main(['--preset', 'gpu']) == 0
-  assert tables.main(['--results', str(tmp_path / 'missing')]) == 2
+  assert cli.main(['tables', '--preset', 'gpu']) == 0
+  assert cli.main(['tables', '--results', str(tmp_path / 'missing')]) == 2
+  with pytest.raises(SystemExit):                    # results only: nothing to override
+    cli.main(['tables', '--preset', 'gpu', '--config.model.window=4'])
 
 
 @pytest.mark.parametrize('x,text', [(0.0123456, '0.0123'), (1.234, '1.23'), (46.0, '46.0'), (203.2, '203'),
                                     (None, '–')])
 def test_three_significant_digits(x, text):
-  assert tables.fmt_sig(x) == text
+  assert fmt_sig(x) == text

@@ -63,10 +63,10 @@ def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
   assert (tmp_path / 'config.json').is_file() and (tmp_path / 'vocab.model').is_file()
   assert ckpt.Checkpointer(tmp_path).steps() == [2]
   if task == 'translate':  # the checkpoint decodes the run's own dev split (decode --split)
-    from mqa_repro import decode_cli
+    from mqa_repro import cli
     out = tmp_path / 'dev.hyp'
-    assert decode_cli.main(['--workdir', str(tmp_path), '--split', 'dev', '--output', str(out),
-                            '--beam', '1', '--batch-size', '16']) == 0
+    assert cli.main(['decode', '--workdir', str(tmp_path), '--split', 'dev', '--output', str(out),
+                     '--beam', '1', '--batch-size', '16']) == 0
     refs = (tmp_path / 'dev.hyp.ref').read_text().splitlines()
     assert len(out.read_text().splitlines()) == len(refs) == c.data.max_eval_examples
 

@@ -16,10 +16,11 @@ from typing import Any, Sequence
 from mqa_repro.bench import kernels as kernels_lib
 from mqa_repro.bench import lm_decode as lm_lib
 from mqa_repro.bench.ceilings import measure_hardware
-from mqa_repro.bench.record import provenance, read_json, write_json
 from mqa_repro.bench.sweeps import sweep
 from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS, bench_variant, profile_decode
 from mqa_repro.bench.timing import Budget
+from mqa_repro.provenance import collect
+from mqa_repro.report.records import BenchRecord, read_json, write_json
 
 
 def default_reorder(attention_impl: str) -> str:
@@ -57,13 +58,13 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   previous = read_json(out) if resume else None
   budget = Budget(time_budget)
   hw = measure_hardware(size, with_torch=torch_probes, log=log)
-  prov = provenance(argv)
+  prov = collect('mqa-repro bench', argv)
   runs = list((previous or {}).get('runs', [])) + [
       {**prov, 'hardware': {k: hw[k] for k in ('ceiling_GBps', 'ceiling_TFLOPs', 'ceiling_basis')}}]
   run = len(runs) - 1
   setting = {'size': size, **SETTINGS[size], 'attention_impl': attention_impl,
              'beam_reorder': beam_reorder, 'parts': table_parts}
-  result: dict[str, Any] = {'provenance': prov, 'setting': setting, 'hardware': hw, 'runs': runs}
+  result: BenchRecord = {'provenance': prov, 'setting': setting, 'hardware': hw, 'runs': runs}
 
   def save():
     if out:

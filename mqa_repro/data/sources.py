@@ -121,15 +121,20 @@ def read_lines(path: PathLike) -> Iterator[tuple[int, str]]:
   if not path.is_file():
     raise FileNotFoundError(f"file not found: {path}")
   with _open(path) as f:
-    for lineno, raw in enumerate(f, start=1):
-      try:
-        text = raw.decode('utf-8')
-      except UnicodeDecodeError as e:
-        raise ValueError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                         f"{e.start + 1}); re-encode the file as UTF-8") from None
-      if lineno == 1:
-        text = text.removeprefix('\ufeff')  # byte-order mark some editors write
-      yield lineno, text.rstrip('\r\n')
+    yield from read_stream(f, str(path))
+
+
+def read_stream(stream: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+  """``read_lines`` of an open binary stream (e.g. standard input), `name` naming it in errors."""
+  for lineno, raw in enumerate(stream, start=1):
+    try:
+      text = raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+      raise ValueError(f"{name}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                       f"{e.start + 1}); re-encode the file as UTF-8") from None
+    if lineno == 1:
+      text = text.removeprefix('\ufeff')  # byte-order mark some editors write
+    yield lineno, text.rstrip('\r\n')
 
 
 def _report(what: str, stats: ReadStats, max_chars: int, first: dict[str, int], log: Log | None):

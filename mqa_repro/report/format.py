@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -18,6 +19,25 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     w.writerow(header)
     w.writerows([['' if v is None else v for v in r] for r in rows])
   return path
+
+
+def fmt(x: Any, digits: int = 2) -> str:
+  """A number with `digits` decimals, an int as it is, '–' for none or non-finite."""
+  if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    return '–'
+  if isinstance(x, int):
+    return str(x)
+  return f'{x:.{digits}f}'
+
+
+def fmt_sig(x: float | None, sig: int = 3) -> str:
+  """Three significant digits: 0.0123, 1.23, 46.0, 203 (µs span five orders of magnitude)."""
+  if x is None or not math.isfinite(x):
+    return '–'
+  if x == 0:
+    return '0'
+  digits = max(sig - 1 - int(math.floor(math.log10(abs(x)))), 0)
+  return f'{x:.{digits}f}'
 
 
 def params_text(n: int | None) -> str:

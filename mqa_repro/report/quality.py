@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import lzma
 import math
 import statistics
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from mqa_repro import config as cfg
 from mqa_repro import experiment as xp
+from mqa_repro.report import records
 from mqa_repro.report.format import distinct as _distinct
 from mqa_repro.report.format import md_table, params_text, pyplot
 from mqa_repro.report.format import write_csv as _write_csv
@@ -77,8 +77,7 @@ class Row:
 def load_rows(results: Path) -> dict[str, list[Row]]:
   """rows/*.json -> {task: [Row]} in table order (the paper's rows first, then ours)."""
   runs: dict[tuple[str, str], list[dict]] = {}
-  for f in sorted((results / 'rows').glob('*.json')):
-    r = json.loads(f.read_text(encoding='utf-8'))
+  for r in records.load_runs(results):
     runs.setdefault((r['task'], r['row']), []).append(r)
   out: dict[str, list[Row]] = {'translate': [], 'lm': []}
   for task in out:
@@ -141,10 +140,6 @@ class Stat:
     return self.mean - base.mean, math.sqrt(self.std ** 2 / self.n + base.std ** 2 / base.n)
 
 
-def fmt(x: float | None, digits: int = 2) -> str:
-  return '–' if x is None or not math.isfinite(x) else f'{x:.{digits}f}'
-
-
 def fmt_p(p: float | None) -> str:
   if p is None:
     return '–'
@@ -168,11 +163,6 @@ def paper_text(x: float | None, digits: int) -> str:
 # Paired bootstrap, cached.
 
 
-def _read_xz(path: Path) -> list[str]:
-  with lzma.open(path, 'rt', encoding='utf-8') as f:
-    return f.read().split('\n')[:-1]
-
-
 def _sha(path: Path) -> str:
   return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -184,11 +174,11 @@ def bootstrap(results: Path, rows: Sequence[Row], split: str, decoding: str, log
     run = row.seed_run(0)
     if run is None:
       return None
-    path = results / 'hyps' / run['name'] / f"{split.replace(' ', '_')}.{decoding}.txt.xz"
+    path = results / 'hyps' / run['name'] / f"{records.split_file_name(split)}.{decoding}.txt.xz"
     return path if path.is_file() else None
 
   base = next((r for r in rows if r.row == xp.baseline_row(r.task)), None)
-  refs = results / 'refs' / f"{split.replace(' ', '_')}.ref.txt.xz"
+  refs = results / 'refs' / f"{records.split_file_name(split)}.ref.txt.xz"
   if base is None or hyp_file(base) is None or not refs.is_file():
     return {}
   others = [(r, hyp_file(r)) for r in rows if r is not base and hyp_file(r) is not None]
@@ -199,8 +189,8 @@ def bootstrap(results: Path, rows: Sequence[Row], split: str, decoding: str, log
   if todo:
     from mqa_repro import evaluate
     log(f'tables: paired bootstrap on {split} ({decoding}): {len(todo)} rows against multi-head')
-    out = evaluate.paired_bootstrap((base.row, _read_xz(hyp_file(base))),
-                                    [(r.row, _read_xz(f)) for r, f in todo], _read_xz(refs),
+    out = evaluate.paired_bootstrap((base.row, records.read_lines_xz(hyp_file(base))),
+                                    [(r.row, records.read_lines_xz(f)) for r, f in todo], records.read_lines_xz(refs),
                                     samples=BOOTSTRAP_SAMPLES)
     for r, f in todo:
       cache[key(f)] = {**out[r.row], 'signatures': out['signatures']}

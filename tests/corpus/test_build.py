@@ -12,7 +12,7 @@ import pytest
 
 import mqa_repro.corpus
 from mqa_repro.corpus import build, packages, sources
-from mqa_repro.data import cli
+from mqa_repro.cli import data as cli
 
 
 def _read(path: str) -> list[str]:

@@ -1,72 +1,22 @@
-"""Results -> tables.md, CSV files and plots: Tables 1 and 3 (mqa_repro.report.quality) and Table 2.
-
-    mqa-repro tables --preset smoke            # reads ./results/smoke/
-    mqa-repro tables --results DIR             # any results directory (rows/*.json, bench.json)
-
-Writes into that directory:
-  tables.md                    every table, each cell ``ours (paper)``, with the scale, data, recipe
-                               and hardware of our numbers stated above it (from the results'
-                               records and provenance), and each row's difference from multi-head
-                               against the seed noise;
-  table1_<evalset>.csv, table3_<evalset>.csv, runs_table*_<evalset>.csv, table2.csv
-                               the same with ours (mean, std over seeds) and the paper's in separate
-                               columns, and every run's own numbers;
-  quality_wmt.png, quality_lm.png, learning_curves.png, bench_sweeps.png
-                               per-row quality with every seed, every run's dev curve, and the
-                               decoder sweeps with the roofline (only when bench.json has sweeps).
-A table section appears only for what was run; the paper rows not run are listed by name.
+"""Table 2 and the other speed sections of tables.md, from bench.json (mqa_repro.bench): the paper's
+Table 2 beside ours with the roofline fractions, the decode-attention kernels, LM decoding beside
+its peers, and the sweeps (table and plot).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
 from mqa_repro import config as cfg
 from mqa_repro.experiment import PAPER_TABLE2, PAPER_TABLE2_SETTING
-from mqa_repro.report.format import md_table as _md_table
-from mqa_repro.report.format import pyplot as _pyplot
-from mqa_repro.report.format import write_csv as _write_csv
+from mqa_repro.report.format import fmt, fmt_sig, md_table, pyplot, write_csv
+from mqa_repro.report.records import BenchRecord
 
-Log = Callable[[str], None]
 NOT_RUN = 'not run'
-
-
-
-# --------------------------------------------------------------------------------------------------
-# Formatting.
-
-
-def fmt(x: Any, digits: int = 2) -> str:
-  if x is None or (isinstance(x, float) and not math.isfinite(x)):
-    return '–'
-  if isinstance(x, int):
-    return str(x)
-  return f'{x:.{digits}f}'
-
-
-def fmt_sig(x: float | None, sig: int = 3) -> str:
-  """Three significant digits: 0.0123, 1.23, 46.0, 203 (µs span five orders of magnitude)."""
-  if x is None or not math.isfinite(x):
-    return '–'
-  if x == 0:
-    return '0'
-  digits = max(sig - 1 - int(math.floor(math.log10(abs(x)))), 0)
-  return f'{x:.{digits}f}'
-
 
 
 def cell(ours: str, paper: str) -> str:
   return f'{ours} ({paper})'
-
-
-def load_bench(results: Path) -> dict | None:
-  f = results / 'bench.json'
-  return json.loads(f.read_text(encoding='utf-8')) if f.is_file() else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -76,7 +26,7 @@ T2_KEYS = ('train_us_per_token', 'greedy_encoder_us_per_token', 'greedy_decoder_
            'beam_encoder_us_per_token', 'beam_decoder_us_per_token')
 
 
-def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Path]:
+def table2(bench: BenchRecord | None, out_dir: Path) -> tuple[list[str], list[str], Path]:
   """(setting lines, table lines, csv path)."""
   header = ['attention', 'training', 'inference enc. + dec. (greedy)', 'beam-4 search enc. + dec.',
             'roofline fraction greedy / beam']
@@ -101,7 +51,7 @@ def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Pat
                f"{fmt(e.get('greedy_roofline_fraction'))} / {fmt(e.get('beam_roofline_fraction'))}"])
     csv_rows.append([variant, label] + [v for pair in zip(vals, p) for v in pair] +
                     [e.get('greedy_roofline_fraction'), e.get('beam_roofline_fraction')])
-  path = _write_csv(out_dir / 'table2.csv', csv_header, csv_rows)
+  path = write_csv(out_dir / 'table2.csv', csv_header, csv_rows)
 
   setting: list[str] = []
   if bench is None:
@@ -111,7 +61,7 @@ def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Pat
     setting.append(f"- **Setting**: size `{s.get('size', '?')}`, batch {s.get('batch', '?')}, source length "
                    f"{s.get('source_len', '?')}, target length {s.get('target_len', '?')}, beam "
                    f"{s.get('beam', '?')} (paper: {PAPER_TABLE2_SETTING}).")
-    setting.append(f"- **Hardware**: {hw.get('device', prov.get('device', '?'))}; measured copy "
+    setting.append(f"- **Hardware**: {hw.get('device', prov.get('device_kind', '?'))}; measured copy "
                    f"bandwidth {fmt_sig(hw.get('copy_GBps'))} GB/s, matmul {fmt_sig(hw.get('matmul_TFLOPs'))} "
                    f"TFLOP/s" + (f"; the roofline's ceilings {fmt_sig(hw['ceiling_GBps'])} GB/s "
                                  f"({hw['ceiling_basis']['bandwidth']}), {fmt_sig(hw['ceiling_TFLOPs'])} "
@@ -119,8 +69,8 @@ def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Pat
                                  if 'ceiling_basis' in hw else " (the roofline's inputs)."))
     if prov:
       setting.append(f"- **Code**: commit {str(prov.get('git_commit', '?'))[:10]}, jax "
-                     f"{prov.get('versions', {}).get('jax', prov.get('jax', '?'))}, "
-                     f"{str(prov.get('date_utc', prov.get('date', '?')))[:10]}.")
+                     f"{prov.get('versions', {}).get('jax', '?')}, "
+                     f"{str(prov.get('date_utc', '?'))[:10]}.")
     impls = sorted({k[len('greedy_decoder_us_per_token_'):] for e in ours.values() for k in e
                     if k.startswith('greedy_decoder_us_per_token_')})
     for impl in [''] + impls:
@@ -152,7 +102,7 @@ def table2(bench: dict | None, out_dir: Path) -> tuple[list[str], list[str], Pat
       if beam:
         setting.append(f'- **Beam-4 decoder with `--attention-impl {impl}`**: µs/token (cost per '
                        f'hypothesis / greedy\'s, same path) ' + ', '.join(beam) + '.')
-  return setting, _md_table(header, md), path
+  return setting, md_table(header, md), path
 
 
 def kernel_table(bench: dict) -> list[str]:
@@ -176,7 +126,7 @@ def kernel_table(bench: dict) -> list[str]:
                  ', '.join(f'{k}={v}' for k, v in (best or {}).get('tuning', {}).items()) or 'defaults'])
   if not rows:
     return []
-  return _md_table(['case', 'XLA einsums', "Pallas (the run's defaults)", 'Pallas (best)', 'best tuning'], rows)
+  return md_table(['case', 'XLA einsums', "Pallas (the run's defaults)", 'Pallas (best)', 'best tuning'], rows)
 
 
 def lm_decode_table(bench: dict) -> list[str]:
@@ -211,7 +161,7 @@ def lm_decode_table(bench: dict) -> list[str]:
     if info.get('note'):
       lines.append(f"- Peer {peer}: {info['note']}.")
   header = ['variant', 'N', 'batch'] + systems + [f'{o} / {q}' for o in ours for q in peers]
-  return lines + [''] + _md_table(header, rows) + ['']
+  return lines + [''] + md_table(header, rows) + ['']
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,14 +178,14 @@ def sweep_table(bench: dict) -> list[str]:
     for p in sorted(points, key=lambda p: (p['variant'], p['x'])):
       rows.append([SWEEP_TITLES.get(name, name), p['variant'], str(p['x']), fmt_sig(p['us_per_token']),
                    fmt_sig(p.get('roofline_us_per_token')), fmt(p.get('roofline_fraction'))])
-  return _md_table(['sweep', 'variant', 'x', 'µs/token', 'roofline µs/token', 'fraction'], rows)
+  return md_table(['sweep', 'variant', 'x', 'µs/token', 'roofline µs/token', 'fraction'], rows)
 
 
 def plot_bench_sweeps(bench: dict, path: Path) -> Path | None:
   sweeps = {k: v for k, v in (bench.get('sweeps') or {}).items() if v}
   if not sweeps:
     return None
-  plt = _pyplot()
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(sweeps), figsize=(5 * len(sweeps), 4.2), squeeze=False)
   for ax, (name, points) in zip(axes[0], sweeps.items()):
     variants = list(dict.fromkeys(p['variant'] for p in points))
@@ -262,75 +212,3 @@ def plot_bench_sweeps(bench: dict, path: Path) -> Path | None:
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
-
-
-# --------------------------------------------------------------------------------------------------
-# Everything.
-
-
-def write_tables(results: str | Path, log: Log = print) -> list[Path]:
-  """Read `results` (rows/*.json, bench.json), write tables.md, CSVs and PNGs there; returns the paths."""
-  from mqa_repro.report import quality
-  results = Path(results)
-  results.mkdir(parents=True, exist_ok=True)
-  bench = load_bench(results)
-  run = results / 'run.json'
-  run_info = json.loads(run.read_text()) if run.is_file() else {}
-  run_info = (run_info.get('history') or [run_info])[-1]
-
-  md = [f'# Reproduction of Shazeer (2019): `{results.name}`', '',
-        "Cells are **ours (paper)**. Our models are smaller and trained on less (and different) data "
-        "than the paper's: compare the *differences between rows* with the paper's, not the absolute "
-        "numbers. BLEU: sacrebleu on detokenised text, `tok:intl` as in the paper (13a in the CSV files).",
-        '']
-  if run_info.get('provenance'):
-    md += [f"Last `reproduce` invocation: {run_info.get('wall_seconds', 0) / 60:.1f} min wall time, "
-           f"`{run_info['provenance'].get('command', '?')}`; speed benchmark: {run_info.get('bench', '?')}.",
-           '']
-  sections, written = quality.sections(results, log)
-  md += sections['translate']
-  if bench is not None:
-    setting, lines, path = table2(bench, results)
-    md += ['## Table 2 — amortized µs per output token (training; greedy and beam-4 encoder + decoder)', '']
-    md += setting + [''] + lines + ['']
-    kernels = kernel_table(bench)
-    if kernels:
-      md += ['### Decode attention alone (`mqa-repro bench --kernels`): µs per call (% of the roofline\'s '
-             'bandwidth for the bytes it must move)', ''] + kernels + ['']
-    md += lm_decode_table(bench)
-    written.append(path)
-  else:
-    md += ['## Table 2', '', 'Not measured here (no bench.json; `mqa-repro bench` writes it).', '']
-  md += sections['lm']
-  if (results / 'learning_curves.png').is_file():
-    md += ['## Learning curves', '', '![dev ln(PPL) during training, every run](learning_curves.png)', '']
-  sweep = plot_bench_sweeps(bench, results / 'bench_sweeps.png') if bench else None
-  if sweep:
-    md += ['## Speed sweeps', '', '![decoder µs/token sweeps with the roofline](bench_sweeps.png)', '']
-    md += sweep_table(bench) + ['']
-    written.append(sweep)
-  (results / 'tables.md').write_text('\n'.join(md), encoding='utf-8')
-  return [results / 'tables.md'] + written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  p = argparse.ArgumentParser(prog='mqa-repro tables', description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('--preset', help='read ./results/<preset>/, where `reproduce` writes by default')
-  p.add_argument('--results', help='a results directory (rows/*.json, bench.json)')
-  args = p.parse_args(argv)
-  if not args.preset and not args.results:
-    p.error('give --preset NAME or --results DIR')
-  results = Path(args.results or Path('results') / args.preset)
-  if not results.is_dir():
-    print(f'mqa-repro tables: {results} does not exist (run `mqa-repro reproduce --preset ...` first)',
-          file=sys.stderr)
-    return 2
-  for path in write_tables(results):
-    print(path)
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

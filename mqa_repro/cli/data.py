@@ -2,36 +2,31 @@
 
   offline-corpus --out DIR [--force] [--seed N] [--dev-size N] [--test-size N] [--sources A,B]
                                           build the registry-derived en-de + English corpus
-  vocab   [--config FILE | data flags] --workdir DIR
+  vocab   [--config FILE | --task T] [data flags] [--config.KEY=VALUE ...] --workdir DIR
                                           train (or reuse) the vocabulary and tokenize every split into
                                           the workdir cache, so training starts without that work
   bench   --task translate|lm --source offline|text|tfds [--steps N] [--out FILE.json]
                                           non-pad tokens per second produced by train_batches
 
 Data flags mirror the ``data`` config fields (--train-files, --vocab-size, --max-length, ...). With
-``--config FILE[:arg]`` the experiment config is loaded first and explicitly given flags override it.
+``--config FILE[:arg]`` the experiment config is loaded first; ``--config.KEY=VALUE`` overrides apply
+to it (or, with ``--task`` alone, to the data defaults: ``--config.data.vocab_size=8000``), and
+explicitly given data flags override both.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
+from typing import Sequence
 
-import ml_collections
-import numpy as np
+from mqa_repro.cli.common import Parser, stderr
 
-from mqa_repro.data import pipeline
-
-# flag -> (data config field, type)
+TASKS = ('translate', 'lm')
+# flag -> type, for the data config field of the same name
 _DATA_FLAGS = {
     'source': str, 'data_dir': str, 'train_files': str, 'dev_files': str, 'test_files': str,
     'tfds_name': str, 'tfds_data_dir': str, 'vocab_size': int, 'vocab_path': str,
@@ -40,37 +35,40 @@ _DATA_FLAGS = {
 }
 
 
-def _add_data_flags(p: argparse.ArgumentParser, *, require_task: bool) -> None:
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
   p.add_argument('--config', help='experiment config file[:arg] (defaults come from it)')
-  p.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
-                 help='config override, e.g. data.vocab_size=8000 (with --config)')
-  p.add_argument('--task', choices=pipeline.TASKS, required=require_task)
+  p.add_argument('--task', choices=TASKS)
   for name, typ in _DATA_FLAGS.items():
     p.add_argument('--' + name.replace('_', '-'), type=typ, default=None)
   p.add_argument('--no-pack', action='store_true', help='one example per row instead of packing')
 
 
-def _data_config(args: argparse.Namespace) -> tuple[str, ml_collections.ConfigDict]:
+def _data_config(args: argparse.Namespace, overrides: Sequence[str]):
+  """(task, data config): the config file's or the task's defaults, the overrides, the flags."""
+  import ml_collections
+
+  from mqa_repro import config as cfg
+  from mqa_repro.data import pipeline
   if args.config:
-    from mqa_repro import config as config_lib  # the experiment configs (lead's module)
-    c = config_lib.load_config(args.config, args.override)
-    task, data = c.task, c.data
-    if args.task and args.task != task:
-      raise SystemExit(f"--task {args.task} contradicts the config's task {task!r}")
+    c = cfg.load_config(args.config, overrides)
+    if args.task and args.task != c.task:
+      raise ValueError(f"--task {args.task} contradicts the config's task {c.task!r}")
   else:
     if not args.task:
-      raise SystemExit('give --task or --config')
-    task, data = args.task, pipeline.default_data_config(args.task)
+      raise ValueError('give --task or --config')
+    c = ml_collections.ConfigDict({'task': args.task, 'data': pipeline.default_data_config(args.task)})
+    cfg.apply_overrides(c, overrides)
   for name in _DATA_FLAGS:
     value = getattr(args, name)
     if value is not None:
-      data[name] = value
+      c.data[name] = value
   if args.no_pack:
-    data.pack = False
-  return task, data
+    c.data.pack = False
+  return c.task, c.data
 
 
-def _offline_corpus(args: argparse.Namespace) -> int:
+def _offline_corpus(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+  import importlib
   # Imported by name when used, so that the other subcommands never load the builder (and tests can
   # stand in for it through sys.modules).
   corpus = importlib.import_module('mqa_repro.corpus')
@@ -82,8 +80,9 @@ def _offline_corpus(args: argparse.Namespace) -> int:
   return 0
 
 
-def _vocab(args: argparse.Namespace) -> int:
-  task, data = _data_config(args)
+def _vocab(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+  from mqa_repro.data import pipeline
+  task, data = _data_config(args, overrides)
   td = pipeline.load_task_data(task, data, args.workdir)
   td.train_stream()  # tokenizes and caches the training split
   for split in ('dev', 'test'):
@@ -96,64 +95,26 @@ def _vocab(args: argparse.Namespace) -> int:
   return 0
 
 
-def _provenance(argv: list[str]) -> dict:
-  try:
-    commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent, check=False).stdout.strip()
-  except OSError:
-    commit = ''
-  import sentencepiece
-  return {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-          'host': platform.node(), 'cpu_count': os.cpu_count(), 'python': platform.python_version(),
-          'numpy': np.__version__, 'sentencepiece': sentencepiece.__version__, 'git_commit': commit,
-          'command': 'mqa-repro data ' + ' '.join(argv)}
-
-
-def _bench(args: argparse.Namespace) -> int:
-  task, data = _data_config(args)
+def _bench(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+  from mqa_repro import provenance
+  from mqa_repro.data import pipeline, throughput
+  from mqa_repro.report import records
+  task, data = _data_config(args, overrides)
   workdir = args.workdir or os.path.join(tempfile.gettempdir(), f'mqa_repro_bench_{task}_{data.source}')
-  t0 = time.perf_counter()
-  td = pipeline.load_task_data(task, data, workdir)
-  stream = td.train_stream()  # tokenization (or cache load) happens here
-  setup_s = time.perf_counter() - t0
-  it = td.train_batches(start_step=args.start_step)
-  t1 = time.perf_counter()
-  next(it)  # first batch: packs the first epoch
-  first_batch_s = time.perf_counter() - t1
-  tokens = target_tokens = slots = 0
-  t2 = time.perf_counter()
-  for _ in range(args.steps):
-    batch = next(it)
-    for key in ('inputs', 'targets'):
-      if key in batch:
-        n = int(np.count_nonzero(batch[f'{key}_segmentation']))
-        tokens += n
-        slots += batch[key].size
-        target_tokens += n if key == 'targets' else 0
-  elapsed = time.perf_counter() - t2
-  result = {
-      'task': task, 'source': data.source, 'steps': args.steps, 'batch_size': data.batch_size,
-      'max_length': data.max_length, 'pack': bool(data.pack), 'vocab_size': td.tokenizer.vocab_size,
-      'train_examples_kept': int(stream.num_examples),
-      'steps_per_epoch': stream.rows_in_epoch(0) / data.batch_size,
-      'tokens_per_s': tokens / elapsed,              # non-pad, inputs + targets
-      'target_tokens_per_s': target_tokens / elapsed,
-      'steps_per_s': args.steps / elapsed,
-      'fill': tokens / max(slots, 1),                # non-pad fraction of the batch arrays
-      'setup_s': setup_s, 'first_batch_s': first_batch_s, 'workdir': str(workdir),
-      **_provenance(args.argv),
-  }
+  result = throughput.measure(pipeline.load_task_data(task, data, workdir), args.steps,
+                              args.start_step)
+  result.update(workdir=str(workdir),
+                provenance=provenance.collect('mqa-repro data', args.argv, devices=False))
   print(json.dumps(result, indent=1))
   if args.out:
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + '\n')
+    records.write_json(args.out, result)
   return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='mqa-repro data', description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  sub = parser.add_subparsers(dest='command', required=True)
+def build_parser() -> Parser:
+  parser = Parser('mqa-repro data', __doc__,
+                  overrides='the --config file, or with --task alone the data defaults')
+  sub = parser.add_subparsers(dest='command', required=True, parser_class=argparse.ArgumentParser)
 
   p = sub.add_parser('offline-corpus', help='build the offline en-de + English corpus')
   p.add_argument('--out', required=True, help='output directory (downloads are cached in OUT/cache)')
@@ -166,12 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(fn=_offline_corpus)
 
   p = sub.add_parser('vocab', help='train the vocabulary and tokenize all splits into --workdir')
-  _add_data_flags(p, require_task=False)
+  _add_data_flags(p)
   p.add_argument('--workdir', required=True)
   p.set_defaults(fn=_vocab)
 
   p = sub.add_parser('bench', help='input-pipeline throughput (non-pad tokens/s from train_batches)')
-  _add_data_flags(p, require_task=False)
+  _add_data_flags(p)
   p.add_argument('--workdir', default='', help='vocab + token cache (default: a fixed temp dir)')
   p.add_argument('--steps', type=int, default=200)
   p.add_argument('--start-step', type=int, default=0)
@@ -180,14 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def main(argv: list[str]) -> int:
-  args = build_parser().parse_args(argv)
-  args.argv = list(argv)
+def main(argv: Sequence[str]) -> int:
+  argv = list(argv)
+  parser = build_parser()
+  if '--override' in argv:
+    parser.error('--override KEY=VALUE is now --config.KEY=VALUE (the one override syntax)')
+  args, overrides = parser.parse(argv)
+  args.argv = argv
   try:
-    return args.fn(args)
+    return args.fn(args, overrides)
   except (ValueError, FileNotFoundError, RuntimeError, ImportError) as e:
     # Bad data, missing files, failed downloads: the message says what to fix; no traceback.
-    print(f'error: {e}', file=sys.stderr)
+    stderr(f'error: {e}')
     return 1
 
 

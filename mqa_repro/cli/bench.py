@@ -16,7 +16,6 @@ sweeps (sweeps.py), the decode-attention kernels (kernels.py, --kernels alone) a
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Sequence
@@ -26,9 +25,10 @@ from mqa_repro.bench.lm_decode import LM_SETTINGS, LmDecodeOptions
 from mqa_repro.bench.peers import PEERS
 from mqa_repro.bench.suite import default_reorder, run_benchmark
 from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS
+from mqa_repro.cli.common import Parser
 
 
-def _ints(parser: argparse.ArgumentParser, flag: str, value: str | None) -> list[int] | None:
+def _ints(parser: Parser, flag: str, value: str | None) -> list[int] | None:
   if value is None:
     return None
   try:
@@ -37,7 +37,7 @@ def _ints(parser: argparse.ArgumentParser, flag: str, value: str | None) -> list
     parser.error(f'{flag} takes comma-separated integers, got {value!r}')
 
 
-def _names(parser: argparse.ArgumentParser, flag: str, value: str | None, known) -> list[str] | None:
+def _names(parser: Parser, flag: str, value: str | None, known) -> list[str] | None:
   if value is None:
     return None
   names = [x for x in value.split(',') if x]
@@ -47,12 +47,11 @@ def _names(parser: argparse.ArgumentParser, flag: str, value: str | None, known)
   return names
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='mqa-repro bench', description=__doc__.split('\n\n')[0],
-                                   epilog='--config.KEY=VALUE (repeatable) overrides the training '
-                                          'config of the train part, e.g. --config.model.'
-                                          'attention_dropout_rate=0.0 to measure what a piece of '
-                                          'the step costs; recorded in the row.')
+def build_parser() -> Parser:
+  parser = Parser('mqa-repro bench', __doc__.split('\n\n')[0],
+                  overrides='the training config of the train part (e.g. '
+                            'model.attention_dropout_rate=0.0 to measure what a piece of the step '
+                            'costs; recorded in the row)')
   parser.add_argument('--size', default='paper', choices=sorted(SETTINGS))
   parser.add_argument('--variants', default=','.join(VARIANTS), help='Table 2 rows')
   parser.add_argument('--no-sweeps', action='store_true')
@@ -99,12 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
   parser = build_parser()
-  args, rest = parser.parse_known_args(argv)
-  overrides = [a for a in rest if a.startswith('--config.')]
-  if any(a.startswith('--train-set') for a in rest):
+  if any(a.startswith('--train-set') for a in argv):
     parser.error('--train-set KEY=VALUE is now --config.KEY=VALUE (the one override syntax)')
-  if len(overrides) != len(rest):
-    parser.error(f'unrecognized arguments: {" ".join(a for a in rest if a not in overrides)}')
+  args, overrides = parser.parse(argv)
   points = {key: _ints(parser, flag, getattr(args, key)) for flag, key in
             (('--lengths', 'length'), ('--batches', 'batch'), ('--kv-heads', 'kv_heads'))}
   points = {k: v for k, v in points.items() if v is not None}

@@ -1,0 +1,70 @@
+"""Results -> tables.md, CSV files and plots: Tables 1 and 3 (report/quality.py) and the speed
+sections (report/speed.py), each beside the paper's numbers.
+
+Writes into the results directory:
+  tables.md                    every table, each cell ``ours (paper)``, with the scale, data, recipe
+                               and hardware of our numbers stated above it (from the results'
+                               records and provenance), and each row's difference from multi-head
+                               against the seed noise;
+  table1_<evalset>.csv, table3_<evalset>.csv, runs_table*_<evalset>.csv, table2.csv
+                               the same with ours (mean, std over seeds) and the paper's in separate
+                               columns, and every run's own numbers;
+  quality_wmt.png, quality_lm.png, learning_curves.png, bench_sweeps.png
+                               per-row quality with every seed, every run's dev curve, and the
+                               decoder sweeps with the roofline (only when bench.json has sweeps).
+A table section appears only for what was run; the paper rows not run are listed by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from mqa_repro.report import records
+from mqa_repro.report.speed import (kernel_table, lm_decode_table, plot_bench_sweeps, sweep_table,
+                                    table2)
+
+Log = Callable[[str], None]
+
+
+def write_tables(results: str | Path, log: Log = print) -> list[Path]:
+  """Read `results` (rows/*.json, bench.json), write tables.md, CSVs and PNGs there; returns the paths."""
+  from mqa_repro.report import quality
+  results = Path(results)
+  results.mkdir(parents=True, exist_ok=True)
+  bench = records.load_bench(results)
+  run_info = (records.load_history(results)['history'] or [{}])[-1]
+
+  md = [f'# Reproduction of Shazeer (2019): `{results.name}`', '',
+        "Cells are **ours (paper)**. Our models are smaller and trained on less (and different) data "
+        "than the paper's: compare the *differences between rows* with the paper's, not the absolute "
+        "numbers. BLEU: sacrebleu on detokenised text, `tok:intl` as in the paper (13a in the CSV files).",
+        '']
+  if run_info.get('provenance'):
+    md += [f"Last `reproduce` invocation: {run_info.get('wall_seconds', 0) / 60:.1f} min wall time, "
+           f"`{run_info['provenance'].get('command', '?')}`; speed benchmark: {run_info.get('bench', '?')}.",
+           '']
+  sections, written = quality.sections(results, log)
+  md += sections['translate']
+  if bench is not None:
+    setting, lines, path = table2(bench, results)
+    md += ['## Table 2 — amortized µs per output token (training; greedy and beam-4 encoder + decoder)', '']
+    md += setting + [''] + lines + ['']
+    kernels = kernel_table(bench)
+    if kernels:
+      md += ['### Decode attention alone (`mqa-repro bench --kernels`): µs per call (% of the roofline\'s '
+             'bandwidth for the bytes it must move)', ''] + kernels + ['']
+    md += lm_decode_table(bench)
+    written.append(path)
+  else:
+    md += ['## Table 2', '', 'Not measured here (no bench.json; `mqa-repro bench` writes it).', '']
+  md += sections['lm']
+  if (results / 'learning_curves.png').is_file():
+    md += ['## Learning curves', '', '![dev ln(PPL) during training, every run](learning_curves.png)', '']
+  sweep = plot_bench_sweeps(bench, results / 'bench_sweeps.png') if bench else None
+  if sweep:
+    md += ['## Speed sweeps', '', '![decoder µs/token sweeps with the roofline](bench_sweeps.png)', '']
+    md += sweep_table(bench) + ['']
+    written.append(sweep)
+  (results / 'tables.md').write_text('\n'.join(md), encoding='utf-8')
+  return [results / 'tables.md'] + written
