@@ -1,0 +1,213 @@
+"""Uptraining report (scripts/uptrain_experiment.py's runs): a multi-head model converted to G key/value
+heads and uptrained for alpha of its steps, beside the same variants trained from scratch, in the
+manner of Ainslie et al. 2023 (Figure 5: quality against alpha; Figure 6: quality against decode time).
+
+    python -m mqa_repro.report.uptrain --results results/h200/uptrain --baseline results/h200 \
+        [--bench results/h200/bench.json]
+
+Reads ``<results>/rows/*.json`` (each carries ``variant``: kv_heads, init, alpha, kind) and the
+multi-head source run from ``<baseline>/rows`` (the run named in the converted runs' records); writes
+``uptrain.md``, ``uptrain.csv``, ``uptrain_alpha.png`` and, when the bench JSON has the kv-heads sweep,
+``uptrain_latency.png``. BLEU differences from multi-head come with sacrebleu's paired bootstrap on
+the stored hypotheses (cached in ``<results>/bootstrap.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from mqa_repro.report import quality
+from mqa_repro.report.format import fmt, md_table, params_text, pyplot, write_csv
+
+Log = Callable[[str], None]
+METRICS = (('newstest', 'dev', ('ln_ppl',), 'ln(PPL) newstest2013', 3),
+           ('offline', 'dev', ('ln_ppl',), 'ln(PPL) offline dev', 3),
+           ('newstest', 'test', ('bleu', 'greedy', 'intl', 'score'), 'BLEU newstest2014', 2),
+           ('offline', 'test', ('bleu', 'greedy', 'intl', 'score'), 'BLEU offline test', 2))
+INIT_STYLE = {'mean': 'o-', 'first': 's--', 'random': '^:', 'scratch': 'D'}
+
+
+def _value(run: dict, group: str, role: str, path: tuple[str, ...]) -> float | None:
+  return (quality.Row(run['task'], run['row'], [run]).values(group, role, *path) or [None])[0]
+
+
+def load(results: Path, baseline: Path) -> tuple[list[dict], dict | None]:
+  runs = [json.loads(f.read_text(encoding='utf-8')) for f in sorted((results / 'rows').glob('*.json'))]
+  runs = [r for r in runs if r.get('variant')]
+  source = next((r['uptrain']['source_name'] for r in runs if r.get('uptrain')), None)
+  base_file = baseline / 'rows' / f'{source}.json' if source else None
+  base = json.loads(base_file.read_text(encoding='utf-8')) if base_file and base_file.is_file() else None
+  return sorted(runs, key=lambda r: (r['variant']['kv_heads'], r['variant']['kind'], r['variant']['init'],
+                                     r['variant']['alpha'])), base
+
+
+def bootstrap(results: Path, baseline: Path, base: dict, runs: list[dict], log: Log) -> dict[str, dict]:
+  """{run name: {split: p-value of BLEU against multi-head}} on both test sets, greedy."""
+  from mqa_repro import evaluate
+  from mqa_repro.report.records import read_lines_xz
+  cache_file = results / 'bootstrap.json'
+  cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+  out: dict[str, dict] = {}
+  for split in ('newstest2014', 'offline_test'):
+    refs = baseline / 'refs' / f'{split}.ref.txt.xz'
+    base_hyps = baseline / 'hyps' / base['name'] / f'{split}.greedy.txt.xz'
+    if not refs.is_file() or not base_hyps.is_file():
+      continue
+    todo = []
+    for r in runs:
+      hyps = results / 'hyps' / r['name'] / f'{split}.greedy.txt.xz'
+      if hyps.is_file():
+        key = f"{split}|{r['name']}|{quality._sha(hyps)}|{quality._sha(base_hyps)}"
+        if key in cache:
+          out.setdefault(r['name'], {})[split] = cache[key]
+        else:
+          todo.append((r, hyps, key))
+    if todo:
+      log(f'uptrain: paired bootstrap on {split}: {len(todo)} runs against multi-head')
+      res = evaluate.paired_bootstrap(('mha', read_lines_xz(base_hyps)),
+                                      [(r['name'], read_lines_xz(h)) for r, h, _ in todo],
+                                      read_lines_xz(refs), samples=quality.BOOTSTRAP_SAMPLES)
+      for r, _, key in todo:
+        cache[key] = res[r['name']]['bleu']['p_value']
+        out.setdefault(r['name'], {})[split] = cache[key]
+  cache_file.write_text(json.dumps(cache, indent=1, sort_keys=True) + '\n')
+  return out
+
+
+def latency_by_g(bench: dict | None) -> dict[int, float]:
+  """Greedy decoder µs/token for each kv-head count g (the bench kv-heads sweep, batch 1024)."""
+  points = ((bench or {}).get('sweeps') or {}).get('kv_heads') or []
+  return {int(p['x']): p['us_per_token'] for p in points if p.get('us_per_token')}
+
+
+def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = print) -> list[Path]:
+  runs, base = load(results, baseline)
+  if not runs:
+    raise ValueError(f'no uptraining runs under {results / "rows"}')
+  p_values = bootstrap(results, baseline, base, runs, log) if base else {}
+  bench = json.loads(bench_file.read_text()) if bench_file and bench_file.is_file() else None
+  latency = latency_by_g(bench)
+  header = ['kv heads G', 'kind', 'init', 'α', 'steps', 'params'] + [m[3] for m in METRICS] + [
+      'Δ BLEU newstest2014 vs multi-head (p)']
+  table, csv_rows = [], []
+  rows = ([base] if base else []) + runs
+  for r in rows:
+    v = r.get('variant') or {'kv_heads': r['model']['g'], 'kind': 'multi-head source', 'init': '–', 'alpha': 0}
+    vals = [_value(r, g, role, path) for g, role, path, _, _ in METRICS]
+    delta = '–'
+    if base is not None and r is not base and vals[2] is not None:
+      d = vals[2] - _value(base, 'newstest', 'test', ('bleu', 'greedy', 'intl', 'score'))
+      delta = f"{d:+.2f} (p {quality.fmt_p(p_values.get(r['name'], {}).get('newstest2014'))})"
+    steps = r['train']['steps']
+    table.append([str(v['kv_heads']), v['kind'], v['init'], f"{v['alpha']:g}", str(steps),
+                  params_text(r['params'])] +
+                 [fmt(x, m[4]) for x, m in zip(vals, METRICS)] + [delta])
+    csv_rows.append([r['name'], v['kv_heads'], v['kind'], v['init'], v['alpha'], steps, r['params'], *vals,
+                     p_values.get(r['name'], {}).get('newstest2014'),
+                     p_values.get(r['name'], {}).get('offline_test'), latency.get(v['kv_heads'])])
+  written = [write_csv(results / 'uptrain.csv', [
+      'run', 'kv_heads', 'kind', 'init', 'alpha', 'steps', 'params', 'ln_ppl_newstest2013', 'ln_ppl_offline_dev',
+      'bleu_newstest2014', 'bleu_offline_test', 'p_bleu_newstest2014_vs_mha', 'p_bleu_offline_test_vs_mha',
+      'greedy_decoder_us_per_token'], csv_rows)]
+  plots = [p for p in (_plot_alpha(results / 'uptrain_alpha.png', runs, base),
+                       _plot_latency(results / 'uptrain_latency.png', runs, base, latency, bench)) if p]
+  written += plots
+  device = base.get('provenance', {}).get('device_kind', '?') if base else '?'
+  md = ['# Uptraining: multi-head -> grouped-query / multi-query (Ainslie et al. 2023)', '',
+        f"Source: `{base['name'] if base else '?'}` ({device}); converted by `mqa-repro convert` (mean / "
+        f"first / random K/V initialisation, d_ff kept), uptrained for α of its steps with a warm restart; "
+        f"from-scratch baselines keep the same d_ff and train for N(1 + α) steps. Decoding greedy; "
+        f"p = sacrebleu's paired bootstrap against the multi-head source (1000 resamples, one seed each).", '',
+        *md_table(header, table), '']
+  if latency:
+    md += [f"Greedy decoder µs/token for each G (the paper's WMT dims, batch 1024; "
+           f"{bench.get('hardware', {}).get('device', '?')}): "
+           + ', '.join(f'G={g}: {t:.2f}' for g, t in sorted(latency.items())), '']
+  md += [f'![quality against α]({p.name})' for p in plots]
+  (results / 'uptrain.md').write_text('\n'.join(md) + '\n', encoding='utf-8')
+  return [results / 'uptrain.md'] + written
+
+
+def _plot_alpha(path: Path, runs: list[dict], base: dict | None) -> Path | None:
+  plt = pyplot()
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  for ax, (group, role, metric, title, _) in zip(axes, (METRICS[0], METRICS[2])):
+    for g in sorted({r['variant']['kv_heads'] for r in runs}):
+      colour = quality.PALETTE[[1, 2, 4, 8].index(g) if g in (1, 2, 4, 8) else 0]
+      for init in ('mean', 'first', 'random'):
+        pts = sorted((r['variant']['alpha'], _value(r, group, role, metric)) for r in runs
+                     if r['variant']['kv_heads'] == g and r['variant']['init'] == init)
+        pts = [(a, v) for a, v in pts if v is not None]
+        if pts:
+          ax.plot(*zip(*pts), INIT_STYLE[init], color=colour, label=f'G={g} {init}')
+      scratch = [(r['variant']['alpha'], _value(r, group, role, metric)) for r in runs
+                 if r['variant']['kv_heads'] == g and r['variant']['kind'] == 'from scratch']
+      if scratch:
+        ax.plot(*zip(*scratch), INIT_STYLE['scratch'], color=colour, mfc='none', ms=8,
+                label=f'G={g} from scratch, N(1+α) steps')
+    if base is not None and _value(base, group, role, metric) is not None:
+      ax.axhline(_value(base, group, role, metric), color='black', lw=1, ls='--', label='multi-head source')
+    ax.set_xlabel('uptraining fraction α')
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+  axes[1].legend(fontsize=7, loc='lower right')
+  fig.suptitle('Quality against uptraining fraction (converted multi-head, greedy decoding)', fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict[int, float],
+                  bench: dict | None) -> Path | None:
+  if not latency:
+    return None
+  plt = pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4.2))
+  metric = METRICS[2]
+  for r in runs:
+    g, a = r['variant']['kv_heads'], r['variant']['alpha']
+    if g not in latency or r['variant']['init'] not in ('mean', 'scratch'):
+      continue
+    v = _value(r, metric[0], metric[1], metric[2])
+    marker = INIT_STYLE[r['variant']['init']][0]
+    ax.scatter(latency[g], v, marker=marker, s=40 if r['variant']['init'] == 'mean' else 60,
+               facecolors='none' if r['variant']['kind'] == 'from scratch' else None,
+               color=quality.PALETTE[[1, 2, 4, 8].index(g) if g in (1, 2, 4, 8) else 0])
+    ax.annotate(f"G={g} {'up' if r['variant']['kind'] == 'uptrained' else 'scratch'} α={a:g}",
+                (latency[g], v), fontsize=6, xytext=(3, 3), textcoords='offset points')
+  if base is not None and 8 in latency:
+    ax.scatter(latency[8], _value(base, metric[0], metric[1], metric[2]), color='black', marker='*', s=90)
+    ax.annotate('multi-head', (latency[8], _value(base, metric[0], metric[1], metric[2])), fontsize=7)
+  ax.set_xlabel(f"greedy decoder µs/token (paper dims, batch 1024, {(bench or {}).get('hardware', {}).get('device', '?')})")
+  ax.set_ylabel(metric[3])
+  ax.set_title('Quality against decoding time over G', fontsize=10)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog='python -m mqa_repro.report.uptrain', description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('--results', required=True)
+  p.add_argument('--baseline', required=True, help="the multi-head source's results directory")
+  p.add_argument('--bench', default=None, help='a bench JSON with the kv-heads sweep')
+  args = p.parse_args(argv)
+  try:
+    for path in write(Path(args.results), Path(args.baseline), Path(args.bench) if args.bench else None):
+      print(path)
+  except ValueError as e:
+    print(f'uptrain report: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

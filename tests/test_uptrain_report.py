@@ -1,0 +1,47 @@
+"""The uptraining report: converted and from-scratch runs beside their multi-head source, with the
+bootstrap against it and the plots over alpha and over decoding time."""
+
+import csv
+import json
+
+from mqa_repro.report import records, uptrain
+from test_tables import fake_row, write_results
+
+
+def _run(g, kind, init, alpha, bleu):
+  r = fake_row('translate', 'mqa' if g == 1 else 'gqa2', 1.6, bleu=bleu)
+  r['name'] = f'wmt_{kind}_g{g}_{init}_a{alpha}'
+  r['evals']['newstest'] = r['evals']['offline']
+  r['variant'] = {'kv_heads': g, 'init': init, 'alpha': alpha,
+                  'kind': 'uptrained' if kind == 'uptrain' else 'from scratch'}
+  r['uptrain'] = {'source_name': 'wmt_mha_gpu'}
+  return r
+
+
+def test_uptrain_report_tables_bootstrap_and_plots(tmp_path):
+  base = fake_row('translate', 'mha', 1.5, bleu=20.0)
+  base['name'] = 'wmt_mha_gpu'
+  base['evals']['newstest'] = base['evals']['offline']
+  baseline = write_results(tmp_path / 'h200', [base])
+  runs = [_run(1, 'uptrain', 'mean', 0.05, 18.0), _run(1, 'uptrain', 'mean', 0.1, 18.5),
+          _run(1, 'uptrain', 'random', 0.05, 10.0), _run(2, 'uptrain', 'mean', 0.05, 19.0),
+          _run(1, 'scratch', 'scratch', 0.05, 17.0)]
+  results = write_results(tmp_path / 'up', runs)
+  refs = [f'ein satz nummer {i} mit genug worten .' for i in range(40)]
+  records.write_lines_xz(baseline / 'refs' / 'newstest2014.ref.txt.xz', refs)
+  records.write_lines_xz(baseline / 'hyps' / 'wmt_mha_gpu' / 'newstest2014.greedy.txt.xz', refs)
+  for r in runs:
+    hyps = refs if r['variant']['init'] == 'mean' else [f'satz {i}' for i in range(40)]
+    records.write_lines_xz(results / 'hyps' / r['name'] / 'newstest2014.greedy.txt.xz', hyps)
+  bench = tmp_path / 'bench.json'
+  bench.write_text(json.dumps({'hardware': {'device': 'Fake GPU'}, 'sweeps': {'kv_heads': [
+      {'x': g, 'us_per_token': t} for g, t in ((1, 1.0), (2, 1.4), (4, 2.0), (8, 3.0))]}}))
+  written = uptrain.write(results, baseline, bench, log=lambda m: None)
+  md = (results / 'uptrain.md').read_text()
+  assert 'multi-head source' in md and 'G=1: 1.00' in md and '-2.00 (p' in md
+  rows = {r['run']: r for r in csv.DictReader(open(results / 'uptrain.csv'))}
+  assert float(rows['wmt_uptrain_g1_random_a0.05']['p_bleu_newstest2014_vs_mha']) < 0.01
+  assert float(rows['wmt_uptrain_g1_mean_a0.05']['p_bleu_newstest2014_vs_mha']) == 1.0   # same hypotheses
+  assert rows['wmt_scratch_g1_scratch_a0.05']['greedy_decoder_us_per_token'] == '1.0'
+  for png in ('uptrain_alpha.png', 'uptrain_latency.png'):
+    assert (results / png) in written and (results / png).read_bytes()[:4] == b'\x89PNG'
