@@ -5,6 +5,9 @@
 # Each process writes its own results directory; both come back as one archive to merge with
 # scripts/merge_results.py. Compiled programs are cached on disk, so a row's later seeds reuse them.
 # usage: scripts/h200_reproduce.sh OUT RUNS_GPU0 [RUNS_GPU1]     (RUNS: comma-separated, e.g. wmt_mha@0)
+# UPTRAIN0 / UPTRAIN1 (optional): issue 19's runs (scripts/uptrain_experiment.py --uptrain / --scratch
+# arguments, e.g. "--uptrain g1:mean:0.05 g2:mean:0.05") for that GPU after its reproduce runs, from
+# the wmt_mha_gpu run directory (trained by this call or by an earlier call on the same warm machine).
 set -u
 out=${1:?OUT}; runs0=${2:?RUNS_GPU0}; runs1=${3:-}
 gd=/tmp/gd; mkdir -p $gd; tar xJf .gpu/final.tar.xz -C $gd
@@ -12,13 +15,21 @@ python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .gpu
   && export PYTHONPATH=/tmp/site:$PWD
 export MQA_REPRO_DATA=$gd/data MQA_REPRO_CACHE=$gd/cache JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache \
   NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-go() {  # GPU RUNS
-  [ -n "$2" ] || return 0
-  CUDA_VISIBLE_DEVICES=$1 timeout ${LIMIT:-570} python3 -m mqa_repro.cli reproduce --preset gpu --rows "$2" \
-    --workdirs $gd/work --results /tmp/results_gpu$1 --skip-bench --no-tables \
-    --config.train.progress=false > $out/gpu$1.log 2>&1
-  echo "gpu$1 exit $?" >> $out/gpu$1.log
+end=$(( $(date +%s) + ${LIMIT:-570} ))
+go() {  # GPU RUNS UPTRAIN_ARGS
+  if [ -n "$2" ]; then
+    CUDA_VISIBLE_DEVICES=$1 timeout $(( end - $(date +%s) )) python3 -m mqa_repro.cli reproduce --preset gpu \
+      --rows "$2" --workdirs $gd/work --results /tmp/results_gpu$1 --skip-bench --no-tables \
+      --config.train.progress=false >> $out/gpu$1.log 2>&1
+    echo "gpu$1 reproduce exit $?" >> $out/gpu$1.log
+  fi
+  if [ -n "$3" ]; then
+    CUDA_VISIBLE_DEVICES=$1 timeout $(( end - $(date +%s) )) python3 scripts/uptrain_experiment.py \
+      --source $gd/work/wmt_mha_gpu --workdirs $gd/work --results /tmp/results_uptrain_gpu$1 $3 \
+      >> $out/gpu$1.log 2>&1
+    echo "gpu$1 uptrain exit $?" >> $out/gpu$1.log
+  fi
 }
-go 0 "$runs0" & go 1 "$runs1" & wait
-tar cJf $out/results.tar.xz -C /tmp $(cd /tmp && ls -d results_gpu*) 2>/dev/null
+go 0 "$runs0" "${UPTRAIN0:-}" & go 1 "$runs1" "${UPTRAIN1:-}" & wait
+tar cJf $out/results.tar.xz -C /tmp $(cd /tmp && ls -d results_gpu* results_uptrain_gpu* 2>/dev/null)
 grep -hE "done in|FAILED|skipped|exit" $out/gpu*.log
