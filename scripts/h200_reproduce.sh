@@ -10,7 +10,7 @@
 # the wmt_mha_gpu run directory (trained by this call or by an earlier call on the same warm machine).
 set -u
 out=${1:?OUT}; runs0=${2:?RUNS_GPU0}; runs1=${3:-}
-gd=/tmp/gd; mkdir -p $gd; tar xJf .gpu/final.tar.xz -C $gd
+gd=/tmp/gd; mkdir -p $gd; [ -d $gd/work ] || tar xJf .gpu/final.tar.xz -C $gd   # kept on a warm machine
 python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .gpu/whl/*.whl \
   && export PYTHONPATH=/tmp/site:$PWD
 export MQA_REPRO_DATA=$gd/data MQA_REPRO_CACHE=$gd/cache JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache \
