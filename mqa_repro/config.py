@@ -10,7 +10,7 @@ Every experiment is an ``ml_collections.ConfigDict`` with five groups:
 
 The files under ``configs/`` are one per table row and only call :func:`row_config`; everything a row
 shares lives here, so a reader sees the whole recipe in one place. Every row widens ``d_ff`` until its
-parameter count equals its table's baseline (the paper's rule); :func:`equal_param_d_ff` derives it.
+parameter count equals its table's baseline (the paper's rule); ``costs.equal_param_d_ff`` derives it.
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ from typing import Any, Sequence
 import ml_collections
 
 from mqa_repro import costs
-
-# Decode attention paths (Attention.impl): 'xla' einsums, the reference; 'pallas' the kernel for
-# self-attention steps; 'pallas_all' the kernel for cross-attention too.
-ATTENTION_IMPLS = ('xla', 'pallas', 'pallas_all')
+from mqa_repro.nn.decode_impl import IMPLS as ATTENTION_IMPLS
 DTYPES = ('float32', 'bfloat16', 'float16')
 OPTIMIZERS = ('adafactor', 'adamw')
 # config.train.prng_impl -> JAX's name for the implementation (jax.random.key(seed, impl=...)).
@@ -144,15 +141,6 @@ def pad_vocab(n: int, multiple: int = 128) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# Parameter counting and the equal-parameter rule.
-
-
-# The formulas live in costs.py (with the FLOP and byte counts); these names stay for callers.
-param_count = costs.param_count
-equal_param_d_ff = costs.equal_param_d_ff
-
-
-# --------------------------------------------------------------------------------------------------
 # Building configs.
 
 
@@ -180,7 +168,7 @@ def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_col
   m.d_ff = size.of('d_ff', task)
   if widen:
     baseline = _model_config(task, size, ROWS[task]['mha'], widen=False)
-    m.d_ff = equal_param_d_ff(m, task, param_count(baseline, task))
+    m.d_ff = costs.equal_param_d_ff(m, task, costs.param_count(baseline, task))
   return m
 
 
@@ -264,7 +252,7 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   dec.batch_size = 64
   # What translate_batch / continue_batch compute in: 'float32' (float32 matmuls, no TF32 or bf16
   # passes) keeps the hypotheses from depending on --batch-size; '' = model.dtype (bfloat16: faster,
-  # but a hypothesis can change with the batch). decode.py, "Determinism".
+  # but a hypothesis can change with the batch). decoding/batch.py, "Determinism".
   dec.dtype = 'float32'
   return c
 

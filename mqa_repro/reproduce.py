@@ -12,8 +12,10 @@ Presets (mqa_repro.experiment; one code path, only sizes, data and budgets diffe
 Each run (mqa_repro.experiment.Run: a table row and a seed; the seed sets initialisation, data order and
 dropout) in one process, with the vocabulary and the tokenized training text built ONCE per task and
 shared by every run:
-  train    ``train.Trainer`` in ``<workdirs>/<run name>`` (resumes from its checkpoints);
-  score    ln(PPL) per subword on each eval group's dev split; per-WORD perplexity for lm (Table 3);
+  train    ``training.Trainer`` in ``<workdirs>/<run name>`` (resumes from its checkpoints), on the
+           device mesh of the run's config;
+  score    on the same mesh: ln(PPL) per subword on each eval group's dev split; per-WORD perplexity
+           for lm (Table 3);
   decode   translate: every greedy decode (dev and test of every group) in one call and every beam-4
            decode (the test sets) in another, each one compiled shape; BLEU (sacrebleu, tok intl and
            13a) and chrF on the detokenised text. Hypotheses are kept under ``<results>/hyps/``.
@@ -140,7 +142,7 @@ def run_config(run: xp.Run, preset: xp.Preset, plan: xp.TaskPlan, options: Optio
 
 def inputs_key(c: ml_collections.ConfigDict, groups: Sequence[xp.EvalGroup]) -> str:
   """What a run's results depend on, short: its config and its eval sets (a rerun compares them)."""
-  from mqa_repro import checkpoint
+  from mqa_repro.training import checkpoint
   text = checkpoint.config_to_json(c) + json.dumps([dataclasses.asdict(g) for g in groups], sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -261,29 +263,19 @@ def _file_entry(path: Path, data_dir: Path | None) -> dict[str, Any]:
 # One run.
 
 
-def _finished_step(workdir: Path) -> int | None:
-  """The latest committed checkpoint step of a run's workdir (orbax names committed steps by number)."""
-  d = workdir / 'checkpoints'
-  steps = [int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()] if d.is_dir() else []
-  return max(steps) if steps else None
-
-
-def train_run(c: ml_collections.ConfigDict, workdir: Path, train_data: Any, progress: Progress,
+def train_run(c: ml_collections.ConfigDict, workdir: Path, train_data: Any, mesh, progress: Progress,
               log: Log) -> float:
-  """Train (or resume, or find finished) one run; returns the seconds spent."""
-  from mqa_repro import train
+  """Train (or resume, or find finished) one run on `mesh`, with the task's shared TaskData (one
+  vocabulary, one tokenization for all its runs); returns the seconds spent."""
+  from mqa_repro.training import checkpoint
+  from mqa_repro.training.trainer import Trainer
   t0 = time.time()
-  done_steps = _finished_step(workdir)
+  done_steps = checkpoint.latest_step(workdir)
   if done_steps is not None and done_steps >= c.train.num_train_steps:
     progress.stage(f'train: already done ({done_steps} steps in {workdir}); reusing the checkpoint')
     return 0.0
   progress.stage(f'train {c.train.num_train_steps} steps ({costs.param_count(c.model, c.task):,} params)')
-  if train_data.tokenizer.vocab_size > c.model.vocab_size:
-    raise ValueError(f'vocabulary has {train_data.tokenizer.vocab_size} pieces but the model only '
-                     f'{c.model.vocab_size}')
-  trainer = train.Trainer(c, workdir, log=log, with_data=False)
-  trainer.data = train_data   # the task's shared TaskData: one vocabulary, one tokenization
-  trainer.train_and_evaluate()
+  Trainer(c, workdir, data=train_data, mesh=mesh, log=log).train_and_evaluate()
   return time.time() - t0
 
 
@@ -300,14 +292,17 @@ def decode_jobs(c: ml_collections.ConfigDict, groups: Sequence[xp.EvalGroup], ev
 
 
 def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset, eval_data: dict[str, Any],
-                 groups: Sequence[xp.EvalGroup], results: Path | None, progress: Progress,
+                 groups: Sequence[xp.EvalGroup], results: Path | None, mesh, progress: Progress,
                  log: Log) -> tuple[dict[str, Any], dict[str, float]]:
-  """Score and decode a trained run on every eval set: (evals record, wall seconds per stage)."""
-  from mqa_repro import checkpoint, evaluate
+  """Score and decode a trained run on every eval set, on the mesh it trained on: (evals record,
+  wall seconds per stage)."""
   from mqa_repro.decoding import text
+  from mqa_repro.evaluation.bleu import bleu, chrf
+  from mqa_repro.evaluation.perplexity import perplexity
+  from mqa_repro.training import checkpoint
 
   wall = {'score': 0.0, 'decode': 0.0}
-  config, params, tokenizer = checkpoint.load_for_inference(workdir, log=lambda m: None)
+  config, params, tokenizer = checkpoint.load_for_inference(workdir, log=lambda m: None, mesh=mesh)
   evals: dict[str, Any] = {}
   for group in groups:
     data = eval_data[group.key]
@@ -321,7 +316,7 @@ def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset,
       if role == 'dev':
         progress.stage(f'score {split.name} ({summary["kept"]} of {len(sources)} sentences fit)')
         t = time.time()
-        p = evaluate.perplexity(config, params, data, split.split)
+        p = perplexity(config, params, data, split.split, mesh=mesh)
         wall['score'] += time.time() - t
         out.update(ln_ppl=p['ln_ppl_per_subword'], tokens=p['tokens'])
         if c.task == 'lm':
@@ -340,7 +335,8 @@ def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset,
     t = time.time()
     hyps, stats = text.decode_lines(
         config, params, tokenizer, lines, beam_size=beam, alpha=c.decode.alpha,
-        batch_size=preset.decode_batch if beam == 1 else preset.beam_batch, log=lambda m: None)
+        batch_size=preset.decode_batch if beam == 1 else preset.beam_batch, log=lambda m: None,
+        mesh=mesh)
     seconds = time.time() - t
     wall['decode'] += seconds
     start = 0
@@ -348,9 +344,9 @@ def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset,
       mine = hyps[start:start + len(sources)]
       start += len(sources)
       out = evals[group.key][role]
-      out.setdefault('bleu', {})[label] = records.bleu_summary(evaluate.bleu(mine, references))
-      chrf = evaluate.chrf(mine, references)
-      out.setdefault('chrf', {})[label] = {k: chrf[k] for k in ('score', 'signature')}
+      out.setdefault('bleu', {})[label] = records.bleu_summary(bleu(mine, references))
+      c_f = chrf(mine, references)
+      out.setdefault('chrf', {})[label] = {k: c_f[k] for k in ('score', 'signature')}
       out.setdefault('decode', {})[label] = {'call_seconds': round(seconds, 3), 'call_shape': stats['shape'],
                                              'call_sentences': len(lines)}
       out['sources_truncated'] = _truncated(tokenizer, sources, config.model.max_length)
@@ -441,6 +437,8 @@ def reproduce(options: Options, log: Log = print) -> int:
   """Run `options` (module docstring); the exit status: 0, or 1 when a run failed."""
   import jax
 
+  from mqa_repro.training import sharding
+
   args = options
   preset = xp.PRESETS[args.preset]
   results = Path(args.results or Path('results') / preset.name)
@@ -502,9 +500,10 @@ def reproduce(options: Options, log: Log = print) -> int:
       workdir = workdirs / c.name
       try:
         t0 = time.time()
-        wall = {'train': train_run(c, workdir, train_data, progress, log)}
+        mesh = sharding.make_mesh(c.mesh)     # training, scoring and decoding all run on it
+        wall = {'train': train_run(c, workdir, train_data, mesh, progress, log)}
         evals, more = evaluate_run(c, workdir, preset, eval_data, groups, results if is_main else None,
-                                   progress, log)
+                                   mesh, progress, log)
         wall.update(more, total=time.time() - t0)
         result = run_record(c, r, workdir, evals, wall, keys[r])
       except Exception as e:  # keep going: one broken run should not cost the other runs' hours

@@ -81,7 +81,7 @@ def main(argv):
     return 0
 
   import jax
-  from mqa_repro import train
+  from mqa_repro.training import trainer as train
   c.train.num_train_steps = args.steps
   c.train.eval_every = args.eval_every
   c.train.checkpoint_every = args.steps
@@ -104,19 +104,18 @@ def main(argv):
 
   workdir = Path(args.workdir)
   t0 = time.time()
-  trainer = Sizing(c, workdir, with_data=False)
-  trainer.data = data
+  trainer = Sizing(c, workdir, data=data)
   summary = trainer.train_and_evaluate()
   result = {'task': args.task, 'config': c.to_dict(), 'train_seconds': time.time() - t0,
             'device': jax.devices()[0].device_kind, 'jax': jax.__version__,
             'commit': os.environ.get('MQA_REPRO_COMMIT', ''), 'summary': summary,
             'curve': [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]}
   if args.decode_timing and args.task == 'translate':
-    from mqa_repro import checkpoint
+    from mqa_repro.training import checkpoint
     from mqa_repro.decoding import text
     config, params, tok = checkpoint.load_for_inference(workdir, log=lambda m: None)
     sources, refs = other.eval_texts('test')
-    from mqa_repro import evaluate
+    from mqa_repro.evaluation.bleu import bleu
     timing = []
     for batch in (256, 1024):
       for rep in range(2):
@@ -124,7 +123,7 @@ def main(argv):
         hyps, stats = text.decode_lines(config, params, tok, sources, beam_size=1,
                                         batch_size=batch, log=lambda m: None)
         timing.append({'batch': batch, 'rep': rep, 'seconds': time.time() - t,
-                       'bleu_intl': evaluate.bleu(hyps, refs)['intl']['score']})
+                       'bleu_intl': bleu(hyps, refs)['intl']['score']})
         print(json.dumps(timing[-1]), flush=True)
     result['decode_timing'] = timing
   if args.out:

@@ -1,4 +1,4 @@
-"""The Pallas in-place beam reorder (kernels/beam_reorder.py) against decode.reorder_state's XLA
+"""The Pallas in-place beam reorder (kernels/beam_reorder.py) against kv_cache.reorder_state's XLA
 gather, and beam search with reorder='pallas' against 'prefix'. CPU runs the kernel in Pallas
 interpret mode; on a GPU one test also runs it compiled (Triton), where it really is in place."""
 
@@ -9,8 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mqa_repro import decode
+from mqa_repro.decoding import batch as decode_batch
+from mqa_repro.decoding import search
 from mqa_repro.kernels import beam_reorder
+from mqa_repro.nn import decode_impl, kv_cache
 
 
 def _cache(rows, slots, kv, hd, written, seed=0, dtype=jnp.float32):
@@ -32,7 +34,7 @@ def test_kernel_equals_xla_prefix_gather(slots, written, chunk):
   x = _cache(b * w, slots, kv, hd, written)
   parent = _parents(b, w, seed=written)
   src = (jnp.arange(b)[:, None] * w + parent).reshape(-1)
-  want = decode.reorder_state([x], src, jnp.int32(written), chunk=chunk)[0]
+  want = kv_cache.reorder_state([x], src, jnp.int32(written), chunk=chunk)[0]
   got = beam_reorder.reorder_prefix(x, parent, jnp.int32(written), beams=w, chunk=chunk)
   np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
@@ -63,7 +65,7 @@ def test_beam_search_with_the_kernel_equals_prefix_reorder():
   inputs = jnp.asarray(_sources(b, 5, 16, seed=3))
   out = {}
   for reorder in ('prefix', 'pallas'):
-    run = jax.jit(functools.partial(decode.beam_search, decode.model_step(model), batch_size=b,
+    run = jax.jit(functools.partial(search.beam_search, decode_batch.model_step(model), batch_size=b,
                                     beam_size=w, max_len=t, reorder=reorder))
     cache = model_cache(model, params, inputs, b * w, t)
     out[reorder] = [np.asarray(a) for a in run(params, cache)]
@@ -81,7 +83,7 @@ def test_compiled_kernel_in_place_on_gpu(kv, written):
   x = _cache(b * w, slots, kv, hd, written, dtype=jnp.bfloat16)
   parent = _parents(b, w, seed=kv)
   src = (jnp.arange(b)[:, None] * w + parent).reshape(-1)
-  want = np.asarray(decode.reorder_state([x], src, jnp.int32(written))[0])
+  want = np.asarray(kv_cache.reorder_state([x], src, jnp.int32(written))[0])
   run = jax.jit(lambda x, p, n: beam_reorder.reorder_prefix(x, p, n, beams=w, interpret=False),
                 donate_argnums=0)
   got = run(x, parent, jnp.int32(written))
@@ -102,15 +104,16 @@ def test_lowers_to_triton_ir_without_a_gpu():
 
 
 def test_translate_batch_with_the_pallas_paths_equals_xla():
-  """translate_batch picks the reorder from the model (decode.model_reorder): a model with the
+  """translate_batch picks the reorder from the model (decode_impl.beam_reorder): a model with the
   Pallas attention path beam-searches with the kernel reorder and finds the XLA model's tokens."""
-  from mqa_repro import model as mdl
+  from mqa_repro.nn import transformer as mdl
   from test_decode import _sources, _tiny
   c, model, params = _tiny('translate', 'mqa', vocab=16, max_length=16)
   pallas = mdl.make_model(c, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0,
                           attention_impl='pallas')
-  assert decode.model_reorder(model) == 'prefix' and decode.model_reorder(pallas) == 'pallas'
+  assert decode_impl.beam_reorder(model.spec.attention_impl) == 'prefix'
+  assert decode_impl.beam_reorder(pallas.spec.attention_impl) == 'pallas'
   inputs = _sources(3, 5, 16, seed=5)
-  want = decode.translate_batch(model, params, inputs, beam_size=4)
-  got = decode.translate_batch(pallas, params, inputs, beam_size=4)
+  want = decode_batch.translate_batch(model, params, inputs, beam_size=4)
+  got = decode_batch.translate_batch(pallas, params, inputs, beam_size=4)
   np.testing.assert_array_equal(got, want)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from mqa_repro import checkpoint as ckpt
 from mqa_repro import cli
-from mqa_repro import train
+from mqa_repro.training import checkpoint as ckpt
+from mqa_repro.training import trainer as train
 from test_train import _train_cmd, tiny
 
 EIGHT = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8')
@@ -122,7 +122,8 @@ def test_a_checkpoint_written_on_eight_devices_decodes_and_evaluates_on_one(run,
 ON_EIGHT = r'''
 import json, sys
 import jax, numpy as np
-from mqa_repro import checkpoint as ckpt, cli, sharding
+from mqa_repro import cli
+from mqa_repro.training import checkpoint as ckpt, sharding
 workdir, prompts, out = sys.argv[1:]
 assert jax.device_count() == 8
 config, one, _ = ckpt.load_for_inference(workdir)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mqa_repro import config as cfg
-from mqa_repro import convert
-from mqa_repro import model as mdl
+from mqa_repro.nn import transformer as mdl
+from mqa_repro.training import convert
 
 
 def _tiny_lm(num_kv_heads=8):
@@ -79,7 +79,8 @@ def test_a_g_that_does_not_divide_the_kv_heads_is_refused(g):
 @pytest.mark.slow
 def test_converted_run_uptrains_and_decodes_through_the_clis(shared_data, tmp_path, capsys):
   from test_train import tiny
-  from mqa_repro import cli, train
+  from mqa_repro import cli
+  from mqa_repro.training import trainer as train
   c = tiny('translate', 'mha', shared_data, num_train_steps=20, checkpoint_every=20)
   train.train_and_evaluate(c, tmp_path / 'mha', log=lambda s: None)
   assert cli.main(['convert', '--from', str(tmp_path / 'mha'), '--to', str(tmp_path / 'mqa'),

@@ -6,7 +6,7 @@ import pytest
 
 from mqa_repro import config as cfg
 from mqa_repro import costs
-from mqa_repro import model as mdl
+from mqa_repro.nn import transformer as mdl
 
 
 @pytest.mark.parametrize('task', sorted(cfg.ROWS))

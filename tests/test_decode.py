@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from mqa_repro import config as cfg
-from mqa_repro import decode
-from mqa_repro import model as mdl
+from mqa_repro.decoding import batch as decode_batch
+from mqa_repro.decoding import search
+from mqa_repro.nn import kv_cache
+from mqa_repro.nn import transformer as mdl
 from mqa_repro.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_sentencepiece
 
 
@@ -74,11 +76,7 @@ def _reference_logits(model, params, inputs, targets, table, temperature=1.0):
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def _cache(model, params, inputs, hyps, length):
   """Encoder output -> cross K/V once per sentence; self-attention caches for `hyps` hypotheses."""
-  encoded = mask = None
-  if inputs is not None:
-    encoded = model.apply({'params': params}, inputs, method=mdl.Transformer.encode)
-    mask = inputs != PAD_ID
-  return model.apply({'params': params}, hyps, length, encoded, mask, method=mdl.Transformer.init_cache)
+  return kv_cache.for_sources(model, params, inputs, hyps, length)
 
 
 def _full_forward_greedy(model, params, inputs, b, t, limit, table, prefix):
@@ -117,8 +115,8 @@ def test_compiled_greedy_equals_full_forward_argmax_and_beam_1(task, row, window
     prefix = np.array([[5, 9], [7, 0], [11, 12]], np.int32)
   limit = np.array([t, 9, 12])
   table = _bigram(vocab, eos=1.0)
-  step = _biased(decode.model_step(model), table)
-  greedy = jax.jit(functools.partial(decode.greedy_search, step, batch_size=b, max_len=t))
+  step = _biased(decode_batch.model_step(model), table)
+  greedy = jax.jit(functools.partial(search.greedy_search, step, batch_size=b, max_len=t))
   got = np.asarray(greedy(params, _cache(model, params, inputs, b, t), per_row_max_len=limit,
                           prefix=prefix))
   want = _full_forward_greedy(model, params, inputs, b, t, limit, table, prefix)
@@ -128,7 +126,7 @@ def test_compiled_greedy_equals_full_forward_argmax_and_beam_1(task, row, window
   if (task, row) not in (('translate', 'mqa_local'), ('lm', 'gqa2')):
     return                                   # beam 1 on two variants is enough (compile time)
   # beam search with one beam is greedy search
-  beam = jax.jit(functools.partial(decode.beam_search, step, batch_size=b, beam_size=1, max_len=t))
+  beam = jax.jit(functools.partial(search.beam_search, step, batch_size=b, beam_size=1, max_len=t))
   tokens, _ = beam(params, _cache(model, params, inputs, b, t), per_row_max_len=limit, prefix=prefix)
   np.testing.assert_array_equal(tokens[:, 0], got)
 
@@ -194,8 +192,8 @@ def test_beam_search_equals_brute_force(task, row, window):
   table = _bigram(vocab, seed=1, eos=1.0)
   runs = [(1.0, 30, 'prefix'), (3.0, 4, 'full')] + ([(1.0, 30, 'none')] if task == 'lm' else [])
   for temperature, w, reorder in runs:
-    step = _biased(decode.model_step(model), table, temperature)
-    run = jax.jit(functools.partial(decode.beam_search, step, batch_size=b, beam_size=w, max_len=t,
+    step = _biased(decode_batch.model_step(model), table, temperature)
+    run = jax.jit(functools.partial(search.beam_search, step, batch_size=b, beam_size=w, max_len=t,
                                     reorder=reorder))
     tokens, scores = run(params, _cache(model, params, inputs, b * w, t), per_row_max_len=limit)
     tokens, scores = np.asarray(tokens), np.asarray(scores)
@@ -223,7 +221,7 @@ def test_beam_search_equals_brute_force(task, row, window):
 def test_prefix_reorder_equals_full_gather(written):
   """Copying only the written slots, chunk by chunk in place, equals gathering whole leaves, for a
   full-length cache (L = 12, chunks of 4), a ring buffer (L = 5: chunks of 1, wrapped when written
-  > 5) and the shared 0-d index."""
+  > 5) and a 0-d leaf (shared by every hypothesis, left as it is)."""
   rng = np.random.default_rng(written)
   hyps, src = 6, np.array([2, 2, 0, 5, 1, 1])
 
@@ -232,10 +230,10 @@ def test_prefix_reorder_equals_full_gather(written):
     x[:, written:] = 0                           # never written yet
     return jnp.asarray(x)
 
-  state = [{'key': cache(12), 'value': cache(12), 'index': jnp.int32(written)},
-           {'key': cache(5), 'value': cache(5), 'index': jnp.int32(written)}]
-  full = decode.reorder_state(state, jnp.asarray(src))
-  part = jax.jit(functools.partial(decode.reorder_state, chunk=4))(state, jnp.asarray(src),
+  state = [{'key': cache(12), 'value': cache(12), 'shared': jnp.int32(written)},
+           {'key': cache(5), 'value': cache(5)}]
+  full = kv_cache.reorder_state(state, jnp.asarray(src))
+  part = jax.jit(functools.partial(kv_cache.reorder_state, chunk=4))(state, jnp.asarray(src),
                                                                    jnp.int32(written))
   for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(part)):
     np.testing.assert_array_equal(a, b)
@@ -259,14 +257,14 @@ def test_eos_ends_rows_early_and_the_loop_stops():
     return {'state': {'row': jnp.arange(hyps) // (hyps // b)}, 'memory': None,
             'position': jnp.zeros((), jnp.int32)}
 
-  out = np.asarray(jax.jit(functools.partial(decode.greedy_search, step, batch_size=b,
+  out = np.asarray(jax.jit(functools.partial(search.greedy_search, step, batch_size=b,
                                              max_len=t))(None, cache(b)))
   jax.effects_barrier()
   np.testing.assert_array_equal(out[:, :4], [[4, EOS_ID, 0, 0], [5, 5, EOS_ID, 0], [6, 6, 6, EOS_ID]])
   assert (out[:, 4:] == PAD_ID).all()
   assert len(calls) == 4, 'the loop should stop once every row has emitted EOS'
   w = 2
-  tokens, scores = jax.jit(functools.partial(decode.beam_search, step, batch_size=b, beam_size=w,
+  tokens, scores = jax.jit(functools.partial(search.beam_search, step, batch_size=b, beam_size=w,
                                              max_len=t, alpha=0.0))(None, cache(b * w))
   tokens = np.asarray(tokens)
   _check_format(tokens, np.full(b, t))
@@ -277,9 +275,9 @@ def test_translate_batch_caps_length_at_the_position_table(tiny_translator):
   c, params, tok, _ = tiny_translator
   model = mdl.make_model(c, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0)
   inputs = _sources(4, 24, tok.vocab_size, seed=7)  # 1.5 * 24 + 10 = 46 > max_length 24
-  limit = decode.decode_lengths((inputs != PAD_ID).sum(1), 24)
+  limit = decode_batch.decode_lengths((inputs != PAD_ID).sum(1), 24)
   assert limit[0] == 24 and (limit <= 24).all()
-  out = decode.translate_batch(model, params, inputs, beam_size=2, vocab_size=tok.vocab_size)
+  out = decode_batch.translate_batch(model, params, inputs, beam_size=2, vocab_size=tok.vocab_size)
   assert out.shape == (4, 24)
   _check_format(out, limit)
   assert out.max() < tok.vocab_size < 128          # the model's vocabulary padding is never emitted
@@ -290,7 +288,7 @@ def test_continue_batch_keeps_the_prompt():
   _, model, params = _tiny('lm', 'mqa', vocab=vocab, max_length=24)
   prompts = np.array([[5, 6, 7, 8], [9, 10, 0, 0]], np.int32)
   for beam in (1, 2):
-    out = decode.continue_batch(model, params, prompts, max_new_tokens=5, beam_size=beam)
+    out = decode_batch.continue_batch(model, params, prompts, max_new_tokens=5, beam_size=beam)
     np.testing.assert_array_equal(out[0, :4], [5, 6, 7, 8])
     np.testing.assert_array_equal(out[1, :2], [9, 10])
     assert (out[0, 9:] == PAD_ID).all() and (out[1, 7:] == PAD_ID).all()
@@ -380,7 +378,7 @@ def test_beam_search_with_one_beam_is_greedy_search(task, decode_dtype, bf16_mod
   """In the deterministic mode and in plain bfloat16 alike: 64 rows, token for token, and the
   score is the greedy hypothesis' log-probability under the length penalty."""
   (_, tok, lines), (c, params) = bf16_models, bf16_models[0][task]
-  model, precision = decode.decode_model(mdl.make_model(c), decode_dtype)
+  model, precision = decode_batch.decode_model(mdl.make_model(c), decode_dtype)
   ids = [tok.encode(line) + ([EOS_ID] if task == 'translate' else []) for line in lines]
   inputs = np.zeros((len(ids), 16), np.int32)
   for r, x in enumerate(ids):
@@ -389,30 +387,30 @@ def test_beam_search_with_one_beam_is_greedy_search(task, decode_dtype, bf16_mod
   limit = np.full(b, t)
 
   @functools.partial(jax.jit, static_argnames='beam')
-  def search(params, inputs, beam):
+  def run_search(params, inputs, beam):
     if task == 'translate':
       cache = _cache(model, params, inputs, b, t)
       prefix = None
     else:
       cache, prefix = _cache(model, params, None, b, t), inputs
-    step = decode.model_step(model)
+    step = decode_batch.model_step(model)
     if beam:
-      return decode.beam_search(step, params, cache, b, 1, t, 0.6, limit, prefix, tok.vocab_size)
-    return decode.greedy_search(step, params, cache, b, t, limit, prefix, tok.vocab_size,
+      return search.beam_search(step, params, cache, b, 1, t, 0.6, limit, prefix, tok.vocab_size)
+    return search.greedy_search(step, params, cache, b, t, limit, prefix, tok.vocab_size,
                                 with_scores=True)
   with jax.default_matmul_precision(precision):
-    greedy, logp = search(params, inputs, False)
-    beam, score = search(params, inputs, True)
+    greedy, logp = run_search(params, inputs, False)
+    beam, score = run_search(params, inputs, True)
   np.testing.assert_array_equal(beam[:, 0], greedy)
   lengths = (np.asarray(greedy) != PAD_ID).sum(1)
-  np.testing.assert_allclose(score[:, 0], logp / decode.length_penalty(lengths, 0.6), rtol=1e-6)
+  np.testing.assert_allclose(score[:, 0], logp / search.length_penalty(lengths, 0.6), rtol=1e-6)
   assert len({tuple(r) for r in np.asarray(greedy)}) > 16
 
 
 def _fake_run(monkeypatch, workdir, loaded):
   """A run directory holding only config.json, and a stand-in for the checkpoint loader returning
   `loaded` = (config, params, tokenizer) (the loader's own tests cover it)."""
-  from mqa_repro import checkpoint
+  from mqa_repro.training import checkpoint
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / 'config.json').write_text(checkpoint.config_to_json(loaded[0]))
   calls = []
@@ -513,7 +511,8 @@ def test_decode_cli_main_reports_missing_run(tmp_path, capsys):
 def test_decode_cli_refuses_non_utf8_input_naming_file_and_line_before_loading(tmp_path, monkeypatch,
                                                                                capsys):
   """The same message training text gets (data/sources.py), exit 2, and no checkpoint loaded."""
-  from mqa_repro import checkpoint, cli
+  from mqa_repro import cli
+  from mqa_repro.training import checkpoint
 
   def load_for_inference(*args, **kwargs):
     raise AssertionError('the checkpoint was loaded before the input was read')

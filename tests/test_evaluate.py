@@ -15,9 +15,10 @@ import pytest
 
 from mqa_repro import cli
 from mqa_repro import config as cfg
-from mqa_repro import evaluate
-from mqa_repro import metrics
-from mqa_repro import model as mdl
+from mqa_repro.evaluation import bleu as bleu_lib
+from mqa_repro.evaluation import perplexity as ppl_lib
+from mqa_repro.nn import transformer as mdl
+from mqa_repro.training import losses
 
 
 def _damaged(lines, seed=0):
@@ -51,7 +52,7 @@ def test_bleu_equals_the_sacrebleu_command_line(shared_data, tmp_path):
   ref_file, hyp_file = tmp_path / 'ref.de', tmp_path / 'hyp.de'
   ref_file.write_text('\n'.join(refs) + '\n', encoding='utf-8')
   hyp_file.write_text('\n'.join(hyps) + '\n', encoding='utf-8')
-  ours = evaluate.bleu(hyps, refs)
+  ours = bleu_lib.bleu(hyps, refs)
   for tok in ('intl', '13a'):
     score, signature = _sacrebleu_cli(ref_file, hyp_file, tok)
     assert ours[tok]['score'] == pytest.approx(score, abs=1e-4), tok
@@ -68,7 +69,7 @@ def test_bleu_equals_the_sacrebleu_command_line(shared_data, tmp_path):
 
 def test_bleu_refuses_mismatched_line_counts(tmp_path, capsys):
   with pytest.raises(ValueError, match='2 hypotheses but 1 references'):
-    evaluate.bleu(['a', 'b'], ['a'])
+    bleu_lib.bleu(['a', 'b'], ['a'])
   (tmp_path / 'h').write_text('a\nb\n')
   (tmp_path / 'r').write_text('a\n')
   assert cli.main(['evaluate', '--hyp', str(tmp_path / 'h'), '--ref', str(tmp_path / 'r')]) == 2
@@ -135,12 +136,12 @@ def test_score_and_perplexity_on_hand_made_batches(task):
   c, model, params = _tiny(task)
   rng = np.random.default_rng(0)
   batches = [_packed_batch(task, rng), _packed_batch(task, rng)]
-  got = evaluate.score(model, params, batches)
+  got = ppl_lib.score(model, params, batches)
   # direct: per-token NLL of the real targets, from the plain forward pass
   want_nll, want_tokens = 0.0, 0
   for batch in batches:
     logits = model.apply({'params': params}, batch)
-    nll = np.asarray(metrics.token_nll(logits, jnp.asarray(batch['targets'])))
+    nll = np.asarray(losses.token_nll(logits, jnp.asarray(batch['targets'])))
     real = batch['targets'] != 0
     want_nll += float(nll[real].sum())
     want_tokens += int(real.sum())
@@ -148,7 +149,7 @@ def test_score_and_perplexity_on_hand_made_batches(task):
   assert got['nll_sum'] == pytest.approx(want_nll, rel=1e-5)
   # an untrained model is close to uniform over the 32 ids
   assert abs(got['nll_sum'] / got['tokens'] - math.log(32)) < 1.0
-  p = evaluate.perplexity(c, params, _FakeData(batches, words=10), 'dev')
+  p = ppl_lib.perplexity(c, params, _FakeData(batches, words=10), 'dev')
   assert p['ln_ppl_per_subword'] == pytest.approx(want_nll / 22, rel=1e-5)
   if task == 'lm':
     assert p['word_perplexity'] == pytest.approx(math.exp(want_nll / 10), rel=1e-5)
@@ -159,7 +160,7 @@ def test_score_and_perplexity_on_hand_made_batches(task):
 def test_evaluate_cli_on_a_checkpoint(tmp_path, monkeypatch, capsys):
   """--workdir: ln(PPL) from the data layer's eval batches, and --bleu decodes the split's sources.
   The checkpoint loader and the data layer are replaced by stand-ins (their own tests cover them)."""
-  from mqa_repro import checkpoint
+  from mqa_repro.training import checkpoint
   from mqa_repro.data import pipeline
   from mqa_repro.data.tokenizer import train_sentencepiece
   lines = [f'w{i % 7} x{i % 5} y{i % 3} z{i % 11}' for i in range(200)]

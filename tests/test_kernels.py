@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from mqa_repro import config as cfg
-from mqa_repro import model as mdl
-from mqa_repro.attention import Attention, attend
+from mqa_repro.nn import kv_cache
+from mqa_repro.nn import transformer as mdl
+from mqa_repro.nn.attention import Attention, attend
 from mqa_repro.kernels import decode_attention
 from test_model import random_batch
 
@@ -97,13 +98,13 @@ def test_ring_buffer_of_local_attention_equals_xla_decode():
   xs = jax.random.normal(jax.random.PRNGKey(0), (steps, b, 1, d))
   params = jax.jit(layers['xla'].init)(jax.random.PRNGKey(1), xs[0])
   caches = {impl: layers[impl].init_self_cache(b, 0) for impl in layers}
-  steps_fn = {impl: jax.jit(lambda x, c, layer=layer: layer.apply(params, x, c,
-                                                                  method=Attention.decode_self))
+  steps_fn = {impl: jax.jit(lambda x, c, t, layer=layer: layer.apply(params, x, c, t,
+                                                                     method=Attention.decode_self))
               for impl, layer in layers.items()}
   for t in range(steps):
     outs = {}
     for impl in layers:
-      outs[impl], caches[impl] = steps_fn[impl](xs[t], caches[impl])
+      outs[impl], caches[impl] = steps_fn[impl](xs[t], caches[impl], jnp.int32(t))
     _close(outs['pallas'], outs['xla'])
   assert caches['pallas']['key'].shape[1] == window
 
@@ -126,11 +127,7 @@ def test_model_decode_pallas_equals_xla(task, row, window, impl):
   for name, model in models.items():
     @jax.jit
     def decode(variables, inputs, model=model):
-      encoded = mask = None
-      if task == 'translate':
-        encoded = model.apply(variables, inputs, method=mdl.Transformer.encode)
-        mask = inputs != 0
-      cache = model.apply(variables, b, t, encoded, mask, method=mdl.Transformer.init_cache)
+      cache = kv_cache.for_sources(model, variables['params'], inputs, b, t)
 
       def step(cache, token):                       # token [B]: one position a step
         out, cache = model.apply(variables, token[:, None], cache, method=mdl.Transformer.step)

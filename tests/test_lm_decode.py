@@ -11,8 +11,8 @@ import pytest
 
 from mqa_repro import cli
 from mqa_repro.report import speed
-from mqa_repro import decode as decode_lib
-from mqa_repro import model as mdl
+from mqa_repro.decoding import search as decode_lib
+from mqa_repro.nn import transformer as mdl
 from mqa_repro.bench import lm_decode, peers
 from mqa_repro.bench.models import init_params, no_eos_step
 from mqa_repro.bench.timing import Budget

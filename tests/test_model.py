@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from mqa_repro import config as cfg
-from mqa_repro import model as mdl
+from mqa_repro import costs
+from mqa_repro.nn import transformer as mdl
 
 GOLDEN = os.path.join(os.path.dirname(__file__), 'golden', 'param_shapes.json')
 PAPER_D_FF = {('translate', 'mha'): 4096, ('translate', 'mqa'): 5440, ('translate', 'h1_dk128'): 6784,
@@ -43,7 +44,7 @@ def test_paper_rows_have_the_papers_parameter_counts_and_golden_shapes():
       entry = fresh[c.name] = _golden_entry(c)
       assert abs(entry['params'] - target) / target < 0.01, (c.name, entry['params'])
       # the analytic count that drives the d_ff rule agrees with the real module
-      assert entry['params'] == cfg.param_count(c.model, task)
+      assert entry['params'] == costs.param_count(c.model, task)
   if os.environ.get('MQA_REPRO_UPDATE_GOLDEN'):
     json.dump(fresh, open(GOLDEN, 'w'), indent=1, sort_keys=True)
   assert fresh == golden, 'parameter shapes changed; rerun with MQA_REPRO_UPDATE_GOLDEN=1 if intended'
@@ -52,7 +53,7 @@ def test_paper_rows_have_the_papers_parameter_counts_and_golden_shapes():
 def test_multi_query_before_widening_is_about_178m():
   c = cfg.row_config('translate', 'mqa')
   c.model.d_ff = 4096
-  assert abs(cfg.param_count(c.model, 'translate') - 178e6) / 178e6 < 0.005
+  assert abs(costs.param_count(c.model, 'translate') - 178e6) / 178e6 < 0.005
 
 
 def _tiny(task, row, **model):

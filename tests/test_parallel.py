@@ -46,7 +46,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
 
 
 def test_compare_a_multiprocess_run_with_the_one_process_baselines():
-  from mqa_repro.parallel_check import compare
+  from mqa_repro.training.parallel_check import compare
   base = {'single_float32': {'losses': [2.0, 1.0]},
           'checks': {'data_bfloat16': {'tokens_per_s': 180.0, 'single_device_tokens_per_s': 100.0}}}
   run = {'checks': {'data_float32': {'losses': [2.0, 1.001], 'devices': 2},
@@ -54,3 +54,53 @@ def test_compare_a_multiprocess_run_with_the_one_process_baselines():
   got = compare(base, run)
   assert got['data_float32']['max_rel_loss_diff'] == pytest.approx(1e-3)
   assert got['data_bfloat16']['scaling_efficiency'] == pytest.approx(0.75)
+
+
+ON_A_MESH = r'''
+import json, os, sys
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
+import jax, numpy as np
+sys.path.insert(0, os.environ['TESTS'])
+from test_decode import _tiny
+from test_evaluate import _FakeData, _packed_batch
+from mqa_repro.data.tokenizer import train_sentencepiece
+from mqa_repro.decoding import text
+from mqa_repro.evaluation.perplexity import perplexity
+from mqa_repro.training import checkpoint, sharding
+assert jax.device_count() == 2
+rng = np.random.default_rng(0)
+words = [''.join(rng.choice(list('abcdefghijklmnop'), rng.integers(2, 7))) for _ in range(60)]
+lines = [' '.join(rng.choice(words, rng.integers(1, 9))) for _ in range(40)]
+tok = train_sentencepiece(lines * 5, 100, os.environ['WORK'] + '/vocab.model')
+out = {}
+for task, row in (('translate', 'mqa'), ('lm', 'gqa2')):
+  c, model, params = _tiny(task, row, vocab=128, max_length=24)
+  mesh = sharding.make_mesh(c.mesh)
+  placed = jax.device_put(params, jax.tree_util.tree_map(
+      lambda a: a.sharding, checkpoint.abstract_params(c, mesh)))
+  for beam in (1, 2):
+    kw = dict(beam_size=beam, batch_size=4, max_new_tokens=5, log=lambda m: None)
+    one, _ = text.decode_lines(c, params, tok, lines, **kw)
+    split, _ = text.decode_lines(c, placed, tok, lines, mesh=mesh, **kw)
+    out[f'{task} beam {beam} same'] = one == split
+  batches = [_packed_batch(task, rng) for _ in range(3)]
+  a = perplexity(c, params, _FakeData(batches, words=10), 'dev')
+  b = perplexity(c, placed, _FakeData(batches, words=10), 'dev', mesh=mesh)
+  out[f'{task} ppl'] = [a['ln_ppl_per_subword'], b['ln_ppl_per_subword']]
+  out[f'{task} devices'] = len(placed['decoder_0']['self_attn']['key'].sharding.device_set)
+print('RESULT' + json.dumps(out))
+'''
+
+
+def test_scoring_and_decoding_on_a_mesh_equal_one_device(tmp_path):
+  """What reproduce does after training on a mesh: the parameters stay sharded over it, and the
+  perplexity and the hypotheses (greedy and beam, translation and LM) equal a one-device run's."""
+  proc = subprocess.run([sys.executable, '-c', ON_A_MESH], cwd=REPO, capture_output=True, text=True,
+                        env=dict(os.environ, TESTS=os.path.join(REPO, 'tests'), WORK=str(tmp_path)),
+                        timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.split('RESULT')[-1].splitlines()[0])
+  for task in ('translate', 'lm'):
+    assert out[f'{task} beam 1 same'] and out[f'{task} beam 2 same']
+    np.testing.assert_allclose(*out[f'{task} ppl'], rtol=1e-6)
+    assert out[f'{task} devices'] == 2

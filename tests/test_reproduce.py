@@ -7,6 +7,7 @@ import time
 import pytest
 
 from mqa_repro import config as cfg
+from mqa_repro import costs
 from mqa_repro import experiment as xp
 from mqa_repro import reproduce
 from mqa_repro.cli import reproduce as reproduce_cli
@@ -58,7 +59,7 @@ def test_run_config_applies_plan_seed_preset_then_user_overrides(tmp_path):
   paper = xp.PRESETS['paper']
   p = reproduce.run_config(xp.Run('translate', 'mha'), paper,
                            reproduce.task_plan(paper, 'translate', 'tfds', print), _options(), None)
-  assert cfg.param_count(p.model, 'translate') == 211_320_832 and p.train.learning_rate == 0.01
+  assert costs.param_count(p.model, 'translate') == 211_320_832 and p.train.learning_rate == 0.01
   lm_paper = reproduce.run_config(xp.Run('lm', 'mha'), paper,
                                   reproduce.task_plan(paper, 'lm', 'tfds', print), _options(), None)
   assert lm_paper.train.num_train_steps == 136_000 and lm_paper.data.batch_size == 256
@@ -100,7 +101,7 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
     assert PROVENANCE_KEYS <= set(r['provenance'])
     assert r['provenance']['preset'] == 'smoke' and '--rows' in r['provenance']['command']
     assert {'jax', 'flax', 'optax', 'orbax-checkpoint'} <= set(r['provenance']['versions'])
-    assert r['params'] == cfg.param_count(cfg.row_config(r['task'], r['row'], 'tiny').model, r['task'])
+    assert r['params'] == costs.param_count(cfg.row_config(r['task'], r['row'], 'tiny').model, r['task'])
     assert r['train']['steps'] == 2 and r['train']['loss_curve'][-1][0] == 2
     assert r['train']['final_loss'] > 0
     assert set(r['wall_seconds']) == {'train', 'score', 'decode', 'total'}

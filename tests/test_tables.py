@@ -8,6 +8,7 @@ import pytest
 
 from mqa_repro import cli
 from mqa_repro import config as cfg
+from mqa_repro import costs
 from mqa_repro.report import records, tables
 from mqa_repro.report.format import fmt_sig
 
@@ -31,7 +32,7 @@ def fake_row(task, row, ln_ppl, bleu=None, word_ppl=None, seed=0):
       'model': {'h': m.num_heads, 'g': m.num_kv_heads, 'd_k': m.qk_dim, 'd_v': m.v_dim,
                 'd_model': m.d_model, 'd_ff': m.d_ff, 'window': m.window,
                 'layers': [m.encoder_layers, m.decoder_layers], 'vocab_size': m.vocab_size},
-      'params': cfg.param_count(m, task), 'paper_params': 211_000_000,
+      'params': costs.param_count(m, task), 'paper_params': 211_000_000,
       'train': {'steps': 30, 'batch_size': 16, 'max_length': 64, 'final_loss': 3.0, 'final_nll': 2.9,
                 'loss_curve': [[1, 6.9], [10, 5.0], [20, 4.0], [30, 3.0]],
                 'nll_curve': [[1, 6.8], [30, 2.9]], 'eval_curve': [[10, ln_ppl + 1], [30, ln_ppl]],

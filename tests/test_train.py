@@ -12,9 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from mqa_repro import checkpoint as ckpt
+from mqa_repro.training import checkpoint as ckpt
 from mqa_repro import config as cfg
-from mqa_repro import train
+from mqa_repro import costs
+from mqa_repro.training import trainer as train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,7 +60,7 @@ def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
   records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   assert [r['step'] for r in records] == [1, 2] and all('train_loss' in r for r in records)
   info = json.loads((tmp_path / 'model_info.json').read_text())
-  assert info['params'] == cfg.param_count(c.model, task)
+  assert info['params'] == costs.param_count(c.model, task)
   assert (tmp_path / 'config.json').is_file() and (tmp_path / 'vocab.model').is_file()
   assert ckpt.Checkpointer(tmp_path).steps() == [2]
   if task == 'translate':  # the checkpoint decodes the run's own dev split (decode --split)
@@ -89,7 +90,7 @@ os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
 import jax, numpy as np
 sys.path.insert(0, os.environ['TESTS'])
 from test_train import tiny
-from mqa_repro.train import Trainer
+from mqa_repro.training.trainer import Trainer
 from pathlib import Path
 out = {}
 for row in ('mha', 'mqa'):
@@ -97,12 +98,12 @@ for row in ('mha', 'mqa'):
     c = tiny('translate', row, Path(os.environ['DATA']))
     c.model.dtype = 'float32'
     c.mesh.data, c.mesh.fsdp, c.mesh.model = mesh
-    tr = Trainer(c, f"{os.environ['WORK']}/{row}", devices=jax.devices()[:int(np.prod(mesh))],
-                 log=lambda s: None)
+    tr = Trainer.from_config(c, f"{os.environ['WORK']}/{row}",
+                             devices=jax.devices()[:int(np.prod(mesh))], log=lambda s: None)
     state, losses = tr.init_state(), []
     for _, batch in zip(range(3), tr.data.train_batches(0)):
-      with tr._ctx():
-        state, m = tr._train_step(state, tr.to_global(batch), tr.base_rng)
+      with tr.context():
+        state, m = tr.train_step(state, tr.to_global(batch))
       losses.append(float(m['loss']))
     key = state['params']['decoder_0']['self_attn']['key']
     out[f'{row}{mesh}'] = {'losses': losses, 'kv_spec': str(key.sharding.spec),
@@ -225,10 +226,10 @@ import os
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
 import jax
 from mqa_repro import config as cfg
-from mqa_repro.train import Trainer
+from mqa_repro.training.trainer import Trainer
 for task, row in (('translate', 'mqa'), ('lm', 'mha')):
   c = cfg.row_config(task, row)          # 211M / 192M parameters, batch 128 x 256
-  tr = Trainer(c, '/tmp/unused', with_data=False, log=lambda s: None)
+  tr = Trainer(c, '/tmp/unused', log=lambda s: None)
   compiled = tr.lower_train_step().compile()
   print(task, row, dict(tr.mesh.shape), 'ok')
 '''
@@ -261,9 +262,9 @@ def test_both_offered_dropout_rngs_train(impl, tmp_path):
                  max_length=16, dropout_rate=0.1)
   c.data.update(batch_size=2, max_length=16)
   c.train.prng_impl = impl
-  tr = train.Trainer(c, tmp_path, with_data=False, log=lambda s: None)
-  from mqa_repro import model as mdl
+  tr = train.Trainer(c, tmp_path, log=lambda s: None)
+  from mqa_repro.nn import transformer as mdl
   batch = tr.to_global(mdl.dummy_batch('lm', 2, 16))
-  with tr._ctx():
-    _, out = tr._train_step(tr.init_state(), batch, tr.base_rng)
+  with tr.context():
+    _, out = tr.train_step(tr.init_state(), batch)
   assert np.isfinite(float(out['loss']))

@@ -38,7 +38,7 @@ def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20, rows: list
   """µs and GB/s of one decode-attention call per case and implementation. `loops` calls run in one
   compiled loop (each query depends on the previous output), so launch gaps count but host dispatch
   does not. Bytes are what the call must read and write: the live K/V, q and the output."""
-  from mqa_repro.attention import attend
+  from mqa_repro.nn.attention import attend
   from mqa_repro.kernels import decode_attention
   hd = 128 if size == 'paper' else 16
   rows = [] if rows is None else rows

@@ -5,9 +5,9 @@ The LM is Table 3's at the paper's size (6 layers, d_model 1024, 8 heads of 128,
 9088 multi-query and the grouped rows' own widths by the equal-parameter rule, vocabulary 32768), with
 random bf16 weights and a position table of N + 1 entries. From a 1-token prompt (BOS) every row
 generates exactly N tokens: EOS is masked, so no row ends early and each of the N steps costs what a
-full batch costs. Our path is the project's own: ``decode.greedy_search`` over ``Transformer.step``
-with the cache of ``Transformer.init_cache`` (N slots), the attention path chosen by
-``attention_impl`` (config.ATTENTION_IMPLS).
+full batch costs. Our path is the project's own: ``search.greedy_search`` over ``Transformer.step``
+with the cache of ``kv_cache.for_sources`` (N slots), the attention path chosen by
+``attention_impl`` (nn/decode_impl.py).
 
 Each point (system, variant, batch B, new tokens N) times the whole generation (cache zero-fill
 included where the system does it per call; ours builds its cache in the timed graph) as the median
@@ -33,8 +33,9 @@ import numpy as np
 
 from mqa_repro import config as cfg
 from mqa_repro import costs
-from mqa_repro import decode as decode_lib
-from mqa_repro import model as mdl
+from mqa_repro.decoding import search
+from mqa_repro.nn import kv_cache
+from mqa_repro.nn import transformer as mdl
 from mqa_repro.bench import peers as peers_lib
 from mqa_repro.bench.models import bench_spec, init_params, no_eos_step
 from mqa_repro.bench.timing import Budget, median_seconds, out_of_memory, warmup_after
@@ -77,8 +78,8 @@ def time_ours(model: mdl.Transformer, params: Any, batch: int, new_tokens: int,
   step = no_eos_step(model)
 
   def run(p):
-    cache = model.apply({'params': p}, batch, new_tokens, method=mdl.Transformer.init_cache)
-    return decode_lib.greedy_search(step, p, cache, batch, new_tokens)
+    cache = kv_cache.for_sources(model, p, None, batch, new_tokens)
+    return search.greedy_search(step, p, cache, batch, new_tokens)
   start = time.perf_counter()
   compiled = jax.jit(run).lower(params).compile()
   compile_s = time.perf_counter() - start

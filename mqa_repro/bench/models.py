@@ -1,7 +1,7 @@
 """The model pieces under test: bf16 inference specs of the table rows, random parameters, the step
 with EOS masked, and decode caches built inside the timed graph.
 
-Shape letters as in model.py: B hypotheses, S source length, L cache slots.
+Shape letters as in nn/attention.py: B hypotheses, S source length, L cache slots.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import jax
 import jax.numpy as jnp
 
 from mqa_repro import config as cfg
-from mqa_repro import decode as decode_lib
-from mqa_repro import model as mdl
 from mqa_repro.data.tokenizer import EOS_ID
+from mqa_repro.decoding.batch import model_step
+from mqa_repro.nn import kv_cache
+from mqa_repro.nn import transformer as mdl
 
 
 def bench_spec(variant: str, size: str, task: str = 'translate', attention_impl: str = 'xla',
@@ -36,7 +37,7 @@ def init_params(model: mdl.Transformer, src: int, tgt: int) -> Any:
 
 def no_eos_step(model: mdl.Transformer) -> Callable:
   """The model's step with EOS masked, so every sequence decodes the full fixed length."""
-  step = decode_lib.model_step(model)
+  step = model_step(model)
 
   def masked(params, cache, tokens):
     logits, cache = step(params, cache, tokens)
@@ -46,18 +47,10 @@ def no_eos_step(model: mdl.Transformer) -> Callable:
 
 def encode_memory(model, params, inputs) -> Any:
   """Encoder + cross-attention K/V: everything done once per source sentence."""
-  encoded = model.apply({'params': params}, inputs, method=mdl.Transformer.encode)
-  return model.apply({'params': params}, inputs.shape[0], 1, encoded, inputs != 0,
-                     method=mdl.Transformer.init_cache)['memory']
+  return kv_cache.memory(model, params, inputs)
 
 
-def empty_cache(model, params, memory, inputs, hyps: int, slots: int, index: int = 0) -> dict:
+def empty_cache(model, params, memory, hyps: int, slots: int, position: int = 0) -> dict:
   """A decode cache of `slots` self-attention slots around a precomputed memory, built in-graph
-  (zero-filling is part of decoding), with `index` positions marked as already written."""
-  shapes = jax.eval_shape(lambda p, x: model.apply(
-      {'params': p}, hyps, slots, model.apply({'params': p}, x, method=mdl.Transformer.encode),
-      x != 0, method=mdl.Transformer.init_cache)['state'], params, inputs)
-  state = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-  for layer in state:
-    layer['index'] = jnp.asarray(index, jnp.int32)
-  return {'state': state, 'memory': memory, 'position': jnp.asarray(index, jnp.int32)}
+  (zero-filling is part of decoding), with `position` positions marked as already written."""
+  return kv_cache.make(kv_cache.empty_state_like(model, params, hyps, slots), memory, position)

@@ -19,13 +19,9 @@ from mqa_repro.bench.ceilings import measure_hardware
 from mqa_repro.bench.sweeps import sweep
 from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS, bench_variant, profile_decode
 from mqa_repro.bench.timing import Budget
+from mqa_repro.nn import decode_impl
 from mqa_repro.provenance import collect
 from mqa_repro.report.records import BenchRecord, read_json, write_json
-
-
-def default_reorder(attention_impl: str) -> str:
-  """Beam search's cache reorder that goes with a decode-attention path (decode.model_reorder)."""
-  return 'prefix' if attention_impl == 'xla' else 'pallas'
 
 
 def _carried_rows(previous: dict[str, Any] | None, setting: dict[str, Any]) -> list[dict[str, Any]]:
@@ -51,7 +47,7 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   JSON to `out` if given. `train_overrides`: ``--config.KEY=VALUE`` items for the training part.
   `resume`: keep `out`'s Table 2 rows and LM points and measure the rest; `time_budget` (seconds):
   start no Table 2 variant or LM point that would end past it."""
-  beam_reorder = beam_reorder or default_reorder(attention_impl)
+  beam_reorder = beam_reorder or decode_impl.beam_reorder(attention_impl)
   table_parts = [p for p in parts if p in PARTS]
   if 'lm_decode' in parts and lm_decode is None:
     lm_decode = lm_lib.LmDecodeOptions(attention_impl=attention_impl)

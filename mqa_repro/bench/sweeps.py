@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from mqa_repro import costs
-from mqa_repro import model as mdl
+from mqa_repro.nn import transformer as mdl
 from mqa_repro.bench.models import bench_spec, empty_cache, encode_memory, init_params
 from mqa_repro.bench.table2 import SETTINGS
 from mqa_repro.bench.timing import median_time, out_of_memory
@@ -33,7 +33,7 @@ def time_steps(model, params, batch: int, source_len: int, live: int, steps: int
                                   jax.eval_shape(lambda p, x: encode_memory(model, p, x), params, inputs))
 
   def run(p, mem):
-    cache = empty_cache(model, p, mem, inputs, batch, live + steps, index=live)
+    cache = empty_cache(model, p, mem, batch, live + steps, position=live)
 
     def body(_, carry):
       tokens, cache = carry

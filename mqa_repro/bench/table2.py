@@ -29,8 +29,8 @@ import numpy as np
 
 from mqa_repro import config as cfg
 from mqa_repro import costs
-from mqa_repro import decode as decode_lib
-from mqa_repro import model as mdl
+from mqa_repro.decoding import search
+from mqa_repro.nn import transformer as mdl
 from mqa_repro.bench.models import bench_spec, empty_cache, encode_memory, init_params, no_eos_step
 from mqa_repro.bench.profiles import summarize_trace, trace_kernel_totals
 from mqa_repro.bench.timing import median_time, out_of_memory
@@ -53,8 +53,8 @@ def time_greedy(model, params, memory, inputs, target_len: int) -> float:
   step, b = no_eos_step(model), inputs.shape[0]
 
   def run(p, mem):
-    cache = empty_cache(model, p, mem, inputs, b, target_len)
-    return decode_lib.greedy_search(step, p, cache, b, target_len)
+    cache = empty_cache(model, p, mem, b, target_len)
+    return search.greedy_search(step, p, cache, b, target_len)
   return median_time(run, params, memory, repeats=3)
 
 
@@ -62,8 +62,8 @@ def time_beam(model, params, memory, inputs, target_len: int, beam: int, reorder
   step, b = no_eos_step(model), inputs.shape[0]
 
   def run(p, mem):
-    cache = empty_cache(model, p, mem, inputs, b * beam, target_len)
-    return decode_lib.beam_search(step, p, cache, b, beam, target_len, reorder=reorder)[0]
+    cache = empty_cache(model, p, mem, b * beam, target_len)
+    return search.beam_search(step, p, cache, b, beam, target_len, reorder=reorder)[0]
   return median_time(run, params, memory, repeats=3)
 
 
@@ -73,7 +73,7 @@ def time_train(variant: str, size: str, batch: int, length: int, log,
   """One training step at batch x (length + length) tokens, halving the batch until it fits;
   `overrides` are ``--config.KEY=VALUE`` items (e.g. model.attention_dropout_rate=0.0: what a piece
   costs); with `profile_dir`, two more steps are traced and summarised (`train_profile`)."""
-  from mqa_repro.train import Trainer
+  from mqa_repro.training.trainer import Trainer
   while batch >= 1:
     c = cfg.row_config('translate', variant, size)
     c.data.batch_size, c.data.max_length = batch, length
@@ -81,7 +81,7 @@ def time_train(variant: str, size: str, batch: int, length: int, log,
     cfg.validate(c)
     c.model.max_length = max(c.model.max_length, length)
     try:
-      tr = Trainer(c, '/tmp/mqa_repro_bench', with_data=False, log=lambda s: None)
+      tr = Trainer(c, '/tmp/mqa_repro_bench', log=lambda s: None)
       state = tr.init_state()
       tokens = jnp.full((batch, length), 7, jnp.int32)
       ones = jnp.ones((batch, length), jnp.int32)
@@ -90,22 +90,22 @@ def time_train(variant: str, size: str, batch: int, length: int, log,
                            'inputs_position': np.asarray(pos), 'targets': np.asarray(tokens),
                            'targets_segmentation': np.asarray(ones),
                            'targets_position': np.asarray(pos)})
-      with tr._ctx():
-        compiled = tr._train_step.lower(state, data, tr.base_rng).compile()
+      compiled = tr.compile_step(state, data)
+      with tr.context():
         for _ in range(2):
-          state, out = compiled(state, data, tr.base_rng)
+          state, out = compiled(state, data)
         jax.block_until_ready(state)
         times = []
         for _ in range(5):
           start = time.perf_counter()
-          state, out = compiled(state, data, tr.base_rng)
+          state, out = compiled(state, data)
           jax.block_until_ready(state)
           times.append(time.perf_counter() - start)
         if profile_dir:
           with jax.profiler.trace(str(Path(profile_dir) / f'train_{variant}'),
                                   create_perfetto_trace=True):
             for _ in range(2):
-              state, out = compiled(state, data, tr.base_rng)
+              state, out = compiled(state, data)
             jax.block_until_ready(state)
       spec = mdl.ModelSpec.from_config(c.model)
       step_s = statistics.median(times)
@@ -226,11 +226,11 @@ def profile_decode(variant: str, size: str, out_dir: str | os.PathLike, kind: st
   memory = jax.jit(lambda p, x: encode_memory(model, p, x))(params, inputs)
   step = no_eos_step(model)
   if kind == 'greedy':
-    run = jax.jit(lambda p, mem: decode_lib.greedy_search(
-        step, p, empty_cache(model, p, mem, inputs, b, t), b, t))
+    run = jax.jit(lambda p, mem: search.greedy_search(
+        step, p, empty_cache(model, p, mem, b, t), b, t))
   else:
-    run = jax.jit(lambda p, mem: decode_lib.beam_search(
-        step, p, empty_cache(model, p, mem, inputs, b * w, t), b, w, t, reorder=beam_reorder)[0])
+    run = jax.jit(lambda p, mem: search.beam_search(
+        step, p, empty_cache(model, p, mem, b * w, t), b, w, t, reorder=beam_reorder)[0])
   jax.block_until_ready(run(params, memory))
   out_dir = Path(out_dir) / f'{kind}_{variant}'
   start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Our decoder-only LM written in PyTorch, for the LM decoding benchmark's compiled-PyTorch peer.
 
-The same computation as model.py's ``Transformer.step`` with ``encoder_layers == 0`` (pre-norm,
+The same computation as nn/transformer.py's ``Transformer.step`` with ``encoder_layers == 0`` (pre-norm,
 scale-only RMS norms computed in float32, learned positions, ReLU FFN, no biases, an unshared output
 softmax), on a static K/V cache, with ``torch.nn.functional.scaled_dot_product_attention``. It loads
 our parameters (``load_jax_params``), so at float32 it decodes the same greedy tokens as the JAX model

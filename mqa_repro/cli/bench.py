@@ -4,6 +4,7 @@ LM decoding beside the peers a user would pick instead.
     mqa-repro bench [--size paper|tiny] [--variants mha,mqa,mha_local,mqa_local] [--no-sweeps]
                     [--parts greedy,beam,train,lm_decode] [--attention-impl xla|pallas|pallas_all]
                     [--beam-reorder prefix|pallas|full] [--profile DIR] [--kernels]
+                    [--reorder-cost ROWS]
                     [--config.KEY=VALUE ...] [--out results/gpu/bench.json]
     mqa-repro bench --parts lm_decode [--lm-batches 1,8,64,1024] [--lm-new-tokens 128,1024]
                     [--lm-variants mha,mqa,gqa2,gqa4] [--peers hf,torch]
@@ -23,7 +24,7 @@ from typing import Sequence
 from mqa_repro import config as cfg
 from mqa_repro.bench.lm_decode import LM_SETTINGS, LmDecodeOptions
 from mqa_repro.bench.peers import PEERS
-from mqa_repro.bench.suite import default_reorder, run_benchmark
+from mqa_repro.bench.suite import run_benchmark
 from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS
 from mqa_repro.cli.common import Parser
 
@@ -45,6 +46,23 @@ def _names(parser: Parser, flag: str, value: str | None, known) -> list[str] | N
   if unknown:
     parser.error(f'{flag}: unknown {unknown}; choose from {list(known)}')
   return names
+
+
+def _reorder_cost(parser: Parser, args, argv: Sequence[str]) -> int:
+  import json
+
+  from mqa_repro import provenance
+  from mqa_repro.bench.reorder import reorder_cost
+  from mqa_repro.report import records
+  rows = _names(parser, '--reorder-cost', args.reorder_cost, cfg.ROWS['translate']) or ['mha', 'mqa']
+  result = {'provenance': provenance.collect('mqa-repro bench', argv), 'reorder_cost': []}
+  for row in rows:
+    for steps in (None, 48):   # a full-length decode, then the common early-ending case
+      result['reorder_cost'].append(reorder_cost(row, steps=steps))
+      print(json.dumps(result['reorder_cost'][-1]), flush=True)
+      if args.out:
+        records.write_json(args.out, result)
+  return 0
 
 
 def build_parser() -> Parser:
@@ -71,6 +89,10 @@ def build_parser() -> Parser:
                            "--attention-impl, else prefix)")
   parser.add_argument('--kernels', action='store_true',
                       help='only the decode-attention microbenchmark (XLA vs Pallas tunings)')
+  parser.add_argument('--reorder-cost', default=None, metavar='ROWS',
+                      help="only beam search's cache reorder, per scheme, on random translate models "
+                           "of these rows (e.g. mha,mqa): a full-length decode and one ending at 48 "
+                           "of 128 slots (bench/reorder.py)")
   parser.add_argument('--no-torch-probes', action='store_true',
                       help="leave torch's copy and matmul out of the ceiling probes")
   for flag, key in (('--lengths', 'length'), ('--batches', 'batch'), ('--kv-heads', 'kv_heads')):
@@ -119,6 +141,8 @@ def main(argv: Sequence[str]) -> int:
       # JAX would otherwise take 75% of the GPU's memory up front and starve the torch peers; set
       # before anything touches a device
       os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
+  if args.reorder_cost is not None:
+    return _reorder_cost(parser, args, argv)
   try:  # fail before any timing, naming the bad key
     cfg.apply_overrides(cfg.row_config('translate', (variants or ['mha'])[0], args.size), overrides)
   except ValueError as e:
@@ -129,7 +153,7 @@ def main(argv: Sequence[str]) -> int:
                 table2=not (args.sweeps_only or args.kernels or lm_only), profile_dir=args.profile,
                 parts=parts, kernels=args.kernels, sweep_points=points, train_overrides=overrides,
                 attention_impl=args.attention_impl,
-                beam_reorder=args.beam_reorder or default_reorder(args.attention_impl),
+                beam_reorder=args.beam_reorder,
                 lm_decode=lm, torch_probes=not args.no_torch_probes, resume=args.resume,
                 time_budget=args.time_budget)
   return 0

@@ -1,5 +1,5 @@
 """``mqa-repro convert``: a trained run -> a grouped-query / multi-query run to uptrain
-(mqa_repro.convert documents the conversion and the schedule).
+(mqa_repro.training.convert documents the conversion and the schedule).
 
     mqa-repro convert --from RUN --to NEW --kv-heads G [--init mean|first|random] [--step S]
                       [--uptrain-fraction 0.05] [--config.KEY=VALUE ...]
@@ -14,7 +14,7 @@ from mqa_repro.cli.common import Parser, stderr
 
 
 def main(argv: Sequence[str]) -> int:
-  from mqa_repro import convert
+  from mqa_repro.training import convert
   p = Parser('mqa-repro convert', __doc__, overrides='the converted config (e.g. train.learning_rate)')
   p.add_argument('--from', dest='source', required=True, help='a trained run directory')
   p.add_argument('--to', dest='target', required=True, help='the new run directory (must not exist yet)')

@@ -75,7 +75,7 @@ def main(argv: Sequence[str]) -> int:
   if args.decode_dtype is not None:
     overrides.append(f"--config.decode.dtype={'' if args.decode_dtype == 'model' else args.decode_dtype}")
 
-  from mqa_repro import checkpoint
+  from mqa_repro.training import checkpoint
   from mqa_repro.decoding import text
   try:
     # Everything the decode needs is checked first: a bad input is reported before minutes go into

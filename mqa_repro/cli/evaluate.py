@@ -65,7 +65,9 @@ def main(argv: Sequence[str]) -> int:
   if overrides and not args.workdir:
     p.error('--config.* overrides apply to a run: give --workdir')
 
-  from mqa_repro import checkpoint, evaluate
+  from mqa_repro.evaluation.bleu import bleu
+  from mqa_repro.evaluation.split import evaluate_split
+  from mqa_repro.training import checkpoint
   from mqa_repro.report.records import EvaluateRecord
   result: EvaluateRecord = {}
   try:
@@ -82,13 +84,13 @@ def main(argv: Sequence[str]) -> int:
       from mqa_repro.data import pipeline
       data = pipeline.load_task_data(config.task, config.data, args.workdir, log=stderr)
     if args.hyp:
-      result['bleu'] = evaluate.bleu(hyps, refs)
+      result['bleu'] = bleu(hyps, refs)
       result.update(hyp=str(args.hyp), ref=str(args.ref))
       _print_bleu(result['bleu'])
     if args.workdir:
       config, params, tokenizer = checkpoint.load_for_inference(args.workdir, step=args.step,
                                                                 log=stderr, overrides=overrides)
-      scores, hyps_out = evaluate.evaluate_checkpoint(
+      scores, hyps_out = evaluate_split(
           config, params, tokenizer, data, args.split, batch_size=args.batch_size,
           with_bleu=args.bleu, beam_size=args.beam, log=stderr,
           progress=progress_printer('evaluate', args.progress))

@@ -1,5 +1,5 @@
 """``mqa-repro parallel-check``: the same training steps and decodes on 1 device vs N, as one process
-or one process per device, with throughput and scaling efficiency (mqa_repro.parallel_check).
+or one process per device, with throughput and scaling efficiency (mqa_repro.training.parallel_check).
 
     mqa-repro parallel-check --config configs/wmt_mqa.py:gpu [--layouts data,model] [--steps 10]
                              [--rtol 1e-4] [--decode-batch 256] [--out FILE] [--config.KEY=VALUE ...]
@@ -28,7 +28,7 @@ def main(argv: Sequence[str]) -> int:
   p.add_argument('--decode-batch', type=int, default=256)
   p.add_argument('--out', default=None)
   args, overrides = p.parse(argv)
-  from mqa_repro import parallel_check
+  from mqa_repro.training import parallel_check
   if args.compare:
     base, run = (json.loads(Path(f).read_text()) for f in args.compare)
     print(json.dumps(parallel_check.compare(base, run), indent=1))
@@ -39,7 +39,7 @@ def main(argv: Sequence[str]) -> int:
   unknown = [name for name in layouts if name not in parallel_check.LAYOUTS]
   if unknown:
     p.error(f'--layouts: unknown {unknown}; choose from {list(parallel_check.LAYOUTS)}')
-  from mqa_repro import sharding
+  from mqa_repro.training import sharding
   sharding.maybe_initialize_distributed()
   import jax
   result = parallel_check.run_checks(args.config, overrides, layouts, args.steps, args.rtol,

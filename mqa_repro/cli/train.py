@@ -19,7 +19,7 @@ from mqa_repro.cli.common import Parser, stderr
 
 def run_config(spec: str | None, workdir: str, overrides: Sequence[str]):
   """The config file `spec` with overrides, or without one the run directory's own config.json."""
-  from mqa_repro import checkpoint
+  from mqa_repro.training import checkpoint
   from mqa_repro import config as cfg
   if spec:
     return cfg.load_config(spec, overrides)
@@ -36,16 +36,16 @@ def main(argv: Sequence[str]) -> int:
                       "run directory's own config.json, to resume or uptrain a run)")
   p.add_argument('--workdir', required=True, help='run directory (checkpoints, metrics, vocab)')
   args, overrides = p.parse(argv)
-  from mqa_repro import sharding, train
+  from mqa_repro.training import sharding, trainer
   sharding.maybe_initialize_distributed()
   try:
-    trainer = train.Trainer(run_config(args.config, args.workdir, overrides), args.workdir)
+    run = trainer.Trainer.from_config(run_config(args.config, args.workdir, overrides), args.workdir)
   except (ValueError, FileNotFoundError) as e:
     stderr(f'mqa-repro train: {e}')
     return 2
   try:
-    summary = trainer.train_and_evaluate()
-  except train.NonFiniteLoss as e:
+    summary = run.train_and_evaluate()
+  except trainer.NonFiniteLoss as e:
     stderr(str(e))
     return 3
   print(json.dumps(summary))

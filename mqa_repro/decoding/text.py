@@ -12,7 +12,7 @@ only). Lines are sorted by length, decoded in batches, and returned in INPUT ORD
     a shape per batch would cost. Sorting by length still pays: a batch's loop stops when its longest
     hypothesis ends.
 The hypotheses do not depend on the batch size in the default float32 decode (config.decode.dtype;
-decode.py, "Determinism").
+decoding/batch.py, "Determinism").
 """
 
 from __future__ import annotations
@@ -49,18 +49,22 @@ def _pad_rows(seqs: Sequence[Sequence[int]], rows: int, length: int, filler: Seq
 
 def _decode(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str], *, beam_size: int,
             alpha: float, batch_size: int, max_len_a: float | None, max_len_b: int | None,
-            max_new_tokens: int, nbest: int, log: Log, progress: Progress | None
+            max_new_tokens: int, nbest: int, log: Log, progress: Progress | None, mesh
             ) -> tuple[list[list[tuple[str, float | None]]], DecodeStats]:
   """Every line's hypotheses as [(text, beam score)] ([(text, None)] without `nbest`), and stats."""
-  from mqa_repro import decode
-  from mqa_repro import model as mdl
+  from mqa_repro.decoding import batch as decode
+  from mqa_repro.nn.transformer import make_model
 
   task = config.task
-  model = mdl.make_model(config, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0)
+  model = make_model(config, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0)
   max_length = model.spec.max_length
   a = config.decode.max_len_a if max_len_a is None else max_len_a
   b = config.decode.max_len_b if max_len_b is None else max_len_b
-  params = decode._unbox(params)
+  params = decode.unbox(params)
+  rules = ()
+  if mesh is not None and mesh.size > 1:
+    from mqa_repro.training import sharding
+    rules = sharding.resolve_rules(config, mesh, log=lambda m: None)
 
   keep = [i for i, line in enumerate(lines) if line.strip()]
   encoded = tokenizer.encode_batch([lines[i] for i in keep]) if keep else []
@@ -93,22 +97,23 @@ def _decode(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str], *, 
   filler = [EOS_ID] if task == 'translate' else []
   rows = max(1, min(batch_size, len(order)))
   longest = max((len(s) for s in seqs), default=1)
-  width = min(max_length, decode._round_up(longest, WIDTH_MULTIPLE))
+  width = min(max_length, decode.round_up(longest, WIDTH_MULTIPLE))
   if task == 'translate':
-    loop = min(max_length, decode._round_up(int(a * width + b), 8))
+    loop = min(max_length, decode.round_up(int(a * width + b), 8))
   else:
-    loop = min(max_length, decode._round_up(width + max_new_tokens, 8))
+    loop = min(max_length, decode.round_up(width + max_new_tokens, 8))
   for first in range(0, len(order), rows):
     chunk = order[first:first + rows]
     batch = _pad_rows([seqs[j] for j in chunk], rows, width, filler)
     if task == 'translate':
       out = decode.translate_batch(model, params, batch, beam_size=beam_size, alpha=alpha,
                                    max_len_a=a, max_len_b=b, vocab_size=tokenizer.vocab_size,
-                                   max_len=loop, nbest=nbest)
+                                   max_len=loop, nbest=nbest, mesh=mesh, rules=rules)
     else:
       out = decode.continue_batch(model, params, batch, max_new_tokens=max_new_tokens,
                                   beam_size=beam_size, alpha=alpha,
-                                  vocab_size=tokenizer.vocab_size, max_len=loop, nbest=nbest)
+                                  vocab_size=tokenizer.vocab_size, max_len=loop, nbest=nbest,
+                                  mesh=mesh, rules=rules)
     tokens, scores = out if nbest else (out[:, None], None)           # [R, n, T], [R, n]
     for r, j in enumerate(chunk):
       skip = 0 if task == 'translate' else len(seqs[j])               # an LM's output: new tokens
@@ -130,22 +135,25 @@ def _decode(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str], *, 
 def decode_lines(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str], *, beam_size: int = 4,
                  alpha: float = 0.6, batch_size: int = 64, max_len_a: float | None = None,
                  max_len_b: int | None = None, max_new_tokens: int = 64, log: Log = _stderr,
-                 progress: Progress | None = None) -> tuple[list[str], DecodeStats]:
+                 progress: Progress | None = None, mesh=None) -> tuple[list[str], DecodeStats]:
   """Decode `lines` (sources, or LM prompts) -> (the best hypothesis of each, in input order; stats).
 
   ``max_len_a`` / ``max_len_b`` default to config.decode's; ``max_new_tokens`` is the LM's budget.
+  With a `mesh` (and `params` placed on it, e.g. ``checkpoint.load_for_inference(mesh=...)``) the
+  batches run sharded over it, as training does.
   """
   outputs, stats = _decode(config, params, tokenizer, lines, beam_size=beam_size, alpha=alpha,
                            batch_size=batch_size, max_len_a=max_len_a, max_len_b=max_len_b,
-                           max_new_tokens=max_new_tokens, nbest=0, log=log, progress=progress)
+                           max_new_tokens=max_new_tokens, nbest=0, log=log, progress=progress,
+                           mesh=mesh)
   return [hyps[0][0] for hyps in outputs], stats
 
 
 def decode_nbest(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str], nbest: int, *,
                  beam_size: int = 4, alpha: float = 0.6, batch_size: int = 64,
                  max_len_a: float | None = None, max_len_b: int | None = None,
-                 max_new_tokens: int = 64, log: Log = _stderr, progress: Progress | None = None
-                 ) -> tuple[list[list[tuple[str, float]]], DecodeStats]:
+                 max_new_tokens: int = 64, log: Log = _stderr, progress: Progress | None = None,
+                 mesh=None) -> tuple[list[list[tuple[str, float]]], DecodeStats]:
   """The `nbest` (<= beam_size) best hypotheses of every line, best first, as (text, beam score):
   the sum of the hypothesis' token log-probabilities over the length penalty (an LM's includes its
   prompt's). A beam slot that never finished a hypothesis has score -inf and empty text; an empty
@@ -154,7 +162,8 @@ def decode_nbest(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str]
     raise ValueError(f'nbest must be between 1 and the beam size {beam_size}, got {nbest}')
   outputs, stats = _decode(config, params, tokenizer, lines, beam_size=beam_size, alpha=alpha,
                            batch_size=batch_size, max_len_a=max_len_a, max_len_b=max_len_b,
-                           max_new_tokens=max_new_tokens, nbest=nbest, log=log, progress=progress)
+                           max_new_tokens=max_new_tokens, nbest=nbest, log=log, progress=progress,
+                           mesh=mesh)
   return [[(text, float('nan') if score is None else score) for text, score in hyps]
           for hyps in outputs], stats
 

@@ -187,9 +187,9 @@ def bootstrap(results: Path, rows: Sequence[Row], split: str, decoding: str, log
   key = lambda f: f'{split}|{decoding}|{_sha(hyp_file(base))}|{_sha(f)}|{_sha(refs)}|{BOOTSTRAP_SAMPLES}'  # noqa: E731
   todo = [(r, f) for r, f in others if key(f) not in cache]
   if todo:
-    from mqa_repro import evaluate
+    from mqa_repro.evaluation.bleu import paired_bootstrap
     log(f'tables: paired bootstrap on {split} ({decoding}): {len(todo)} rows against multi-head')
-    out = evaluate.paired_bootstrap((base.row, records.read_lines_xz(hyp_file(base))),
+    out = paired_bootstrap((base.row, records.read_lines_xz(hyp_file(base))),
                                     [(r.row, records.read_lines_xz(f)) for r, f in todo], records.read_lines_xz(refs),
                                     samples=BOOTSTRAP_SAMPLES)
     for r, f in todo:

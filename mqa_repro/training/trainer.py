@@ -29,12 +29,12 @@ import ml_collections
 import numpy as np
 import optax
 
-from mqa_repro import checkpoint as ckpt
 from mqa_repro import config as cfg
 from mqa_repro import costs
-from mqa_repro import metrics as metrics_lib
-from mqa_repro import model as mdl
-from mqa_repro import sharding
+from mqa_repro.nn import transformer as mdl
+from mqa_repro.training import checkpoint as ckpt
+from mqa_repro.training import losses
+from mqa_repro.training import sharding
 
 Array = jax.Array
 Log = Callable[[str], None]
@@ -97,8 +97,8 @@ def make_train_step(model: mdl.Transformer, tx: optax.GradientTransformation,
 
     def loss_fn(params):
       logits = model.apply({'params': params}, batch, deterministic=False, rngs={'dropout': rng})
-      weights = metrics_lib.weights_of(batch['targets'])
-      loss, sums = metrics_lib.training_loss(logits, batch['targets'], weights,
+      weights = losses.weights_of(batch['targets'])
+      loss, sums = losses.training_loss(logits, batch['targets'], weights,
                                              label_smoothing=t.label_smoothing, z_loss=t.z_loss)
       return loss, sums
 
@@ -150,8 +150,8 @@ def divergence_message(step: int, finite: np.ndarray, loss: float, grad_norm: fl
 def make_eval_step(model: mdl.Transformer) -> Callable:
   def eval_step(params: Any, batch: dict) -> dict:
     logits = model.apply({'params': params}, batch, deterministic=True)
-    weights = metrics_lib.weights_of(batch['targets'])
-    nll = metrics_lib.token_nll(logits, batch['targets'])
+    weights = losses.weights_of(batch['targets'])
+    nll = losses.token_nll(logits, batch['targets'])
     return {'nll_sum': jnp.sum(nll * weights), 'tokens': jnp.sum(weights)}
   return eval_step
 
@@ -222,25 +222,29 @@ def _peak_flops(t: ml_collections.ConfigDict) -> float | None:
 
 
 class Trainer:
-  """Builds mesh, shardings, state and compiled steps for one config; `train_and_evaluate` runs it."""
+  """Builds mesh, shardings, state and compiled steps for one config; `train_and_evaluate` runs it.
+
+  `data` is the task's TaskData (mqa_repro.data.pipeline), which training and the in-training eval
+  read; ``Trainer.from_config`` loads it from ``config.data``. Without data a Trainer still builds
+  and runs steps on batches it is given (``train_step``, ``compile_step``): benchmarks, multi-device
+  checks and checkpoint conversion use it so. `mesh`: the device mesh to use (default: one built
+  from ``config.mesh`` over `devices`, or all devices).
+  """
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
-               log: Log = print, devices: Sequence[Any] | None = None, with_data: bool = True):
+               data: Any = None, log: Log = print, devices: Sequence[Any] | None = None,
+               mesh: jax.sharding.Mesh | None = None):
     self.config, self.log = cfg.validate(config), log
     self.workdir = Path(workdir)
     self.workdir.mkdir(parents=True, exist_ok=True)
-    self.mesh = sharding.make_mesh(config.mesh, devices)
+    self.mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh, devices)
     self.rules = sharding.resolve_rules(config, self.mesh, log)
     self.model = mdl.make_model(config)
     self.tx = make_optimizer(config.train)
-    self.data = None
-    if with_data:
-      from mqa_repro.data.pipeline import load_task_data
-      self.data = load_task_data(config.task, config.data, self.workdir, log=log,
-                                 host_index=jax.process_index(), host_count=jax.process_count())
-      if self.data.tokenizer.vocab_size > config.model.vocab_size:
-        raise ValueError(f'vocabulary has {self.data.tokenizer.vocab_size} pieces but '
-                         f'config.model.vocab_size is {config.model.vocab_size}')
+    if data is not None and data.tokenizer.vocab_size > config.model.vocab_size:
+      raise ValueError(f'vocabulary has {data.tokenizer.vocab_size} pieces but '
+                       f'config.model.vocab_size is {config.model.vocab_size}')
+    self.data = data
 
     # Abstract state -> shardings, without allocating anything.
     batch = mdl.dummy_batch(config.task, config.data.batch_size, config.data.max_length)
@@ -277,11 +281,38 @@ class Trainer:
     # Typed key: its implementation decides the dropout RNG's cost (threefry is slow on GPUs).
     self.base_rng = jax.random.key(config.train.seed, impl=cfg.PRNG_IMPLS[config.train.prng_impl])
 
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+                  log: Log = print, **kwargs: Any) -> 'Trainer':
+    """A Trainer with the data ``config.data`` names: this host's share of every batch, the
+    vocabulary trained into (or read from) the run directory."""
+    from mqa_repro.data.pipeline import load_task_data
+    data = load_task_data(config.task, config.data, workdir, log=log,
+                          host_index=jax.process_index(), host_count=jax.process_count())
+    return cls(config, workdir, data=data, log=log, **kwargs)
+
   # ---- building blocks ---------------------------------------------------------------------------
 
-  def _ctx(self):
+  def context(self):
     """Mesh + logical rules active while tracing, so activation constraints resolve."""
     return sharding.mesh_context(self.mesh, self.rules)
+
+  def train_step(self, state: dict, batch: dict[str, jax.Array]) -> tuple[dict, dict]:
+    """One step on a global batch (``to_global``), jitted; the old state is donated. Call it inside
+    ``with trainer.context():`` (one context around a loop of steps keeps its cost out of them)."""
+    return self._train_step(state, batch, self.base_rng)
+
+  def compile_step(self, state: dict, batch: dict[str, jax.Array]) -> Callable:
+    """The step compiled ahead of time for these shapes: (state, batch) -> (state, outputs), to call
+    inside ``with trainer.context():`` as ``train_step``."""
+    with self.context():
+      compiled = self._train_step.lower(state, batch, self.base_rng).compile()
+    return lambda state, batch: compiled(state, batch, self.base_rng)
+
+  def init_opt_state(self, params: Any) -> Any:
+    """A fresh optimizer state for `params`, sharded as training shards it."""
+    with self.context():
+      return jax.jit(self.tx.init, out_shardings=self.opt_shardings)(params)
 
   def abstract_batch(self) -> dict[str, jax.ShapeDtypeStruct]:
     shape = (self.config.data.batch_size, self.config.data.max_length)
@@ -293,11 +324,11 @@ class Trainer:
     abstract_state = jax.tree_util.tree_map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         self.abstract_state, self.state_shardings)
-    with self._ctx():
+    with self.context():
       return self._train_step.lower(abstract_state, self.abstract_batch(), self.base_rng)
 
   def init_state(self) -> dict:
-    with self._ctx():
+    with self.context():
       return self._init_state(jax.random.PRNGKey(self.config.train.seed))
 
   def to_global(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -306,17 +337,17 @@ class Trainer:
   def evaluate(self, params: Any, split: str = 'dev') -> dict[str, float]:
     total_nll, tokens = 0.0, 0.0
     limit = self.config.train.eval_steps
-    with self._ctx():
+    with self.context():
       for i, batch in enumerate(self.data.eval_batches(split, self.config.data.batch_size)):
         if limit and i >= limit:
           break
         out = self._eval_step(params, self.to_global(batch))
         total_nll += float(out['nll_sum'])
         tokens += float(out['tokens'])
-    result = {'eval_ln_ppl': metrics_lib.log_ppl(total_nll, tokens), 'eval_tokens': tokens}
+    result = {'eval_ln_ppl': losses.log_ppl(total_nll, tokens), 'eval_tokens': tokens}
     if self.config.task == 'lm' and not limit:
       words = self.data.word_count(split)
-      result['eval_word_ppl'] = metrics_lib.word_perplexity(total_nll, words)
+      result['eval_word_ppl'] = losses.word_perplexity(total_nll, words)
       result['eval_words'] = words
     return result
 
@@ -335,6 +366,9 @@ class Trainer:
   # ---- the loop ----------------------------------------------------------------------------------
 
   def train_and_evaluate(self) -> dict[str, Any]:
+    if self.data is None:
+      raise ValueError('Trainer.train_and_evaluate needs data: Trainer(config, workdir, data=...) or '
+                       'Trainer.from_config(config, workdir)')
     c, t, log = self.config, self.config.train, self.log
     checkpointer = ckpt.Checkpointer(self.workdir, keep=t.keep_checkpoints,
                                      async_save=t.async_checkpoint)
@@ -363,9 +397,7 @@ class Trainer:
     start = int(state['step'])
     reporter = Reporter(self.workdir, t.num_train_steps, t.tensorboard, t.progress, log)
     peak = _peak_flops(t)
-    with self._ctx():
-      compiled = self._train_step.lower(state, self.to_global(next(self.data.train_batches(start))),
-                                        self.base_rng).compile()
+    compiled = self.compile_step(state, self.to_global(next(self.data.train_batches(start))))
     # model FLOPs of the padded step, from the dimensions (XLA's cost analysis misses cuBLAS calls)
     length = c.data.max_length
     step_flops = costs.train_flops(mdl.ModelSpec.from_config(c.model), c.data.batch_size,
@@ -381,8 +413,8 @@ class Trainer:
     try:
       for step in range(start, t.num_train_steps):
         batch = self.to_global(next(batches))
-        with self._ctx():
-          state, out = compiled(state, batch, self.base_rng)
+        with self.context():
+          state, out = compiled(state, batch)
         done = step + 1
         need_log = done % t.log_every == 0 or done == t.num_train_steps or done == start + 1
         need_eval = t.eval_every and (done % t.eval_every == 0 or done == t.num_train_steps)
@@ -428,4 +460,4 @@ class Trainer:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
                        log: Log = print) -> dict[str, Any]:
   """Train `config` in `workdir` (resuming from its latest checkpoint) and return the last metrics."""
-  return Trainer(config, workdir, log=log).train_and_evaluate()
+  return Trainer.from_config(config, workdir, log=log).train_and_evaluate()

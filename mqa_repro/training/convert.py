@@ -50,7 +50,7 @@ def convert_params(params: Any, num_kv_heads: int, init: str = 'mean', fresh: An
 
   `fresh` (the new model's own initial parameters) supplies the K/V weights for init='random'.
   """
-  from mqa_repro import model as mdl
+  from mqa_repro.nn import transformer as mdl
   if init not in INITS:
     raise ValueError(f'--init must be one of {INITS}, got {init!r}')
   if init == 'random' and fresh is None:
@@ -104,9 +104,9 @@ def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: in
                 step: int | None = None, fraction: float = 0.05, overrides: Sequence[str] = (),
                 log: Log = print) -> dict[str, Any]:
   """Write the converted run (module docstring); returns what converted_from.json records."""
-  from mqa_repro import checkpoint
-  from mqa_repro import model as mdl
-  from mqa_repro import train
+  from mqa_repro.nn import transformer as mdl
+  from mqa_repro.training import checkpoint
+  from mqa_repro.training.trainer import Trainer
 
   source_dir, target_dir = Path(source_dir), Path(target_dir)
   if (target_dir / 'config.json').exists() or (target_dir / 'checkpoints').exists():
@@ -115,20 +115,19 @@ def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: in
   config = converted_config(source, num_kv_heads, target_dir.name, fraction, overrides)
   target_dir.mkdir(parents=True, exist_ok=True)
   shutil.copy2(tokenizer.model_path, target_dir / 'vocab.model')
-  trainer = train.Trainer(config, target_dir, log=log, with_data=False)
+  trainer = Trainer(config, target_dir, log=log)
   fresh = trainer.init_state()['params'] if init == 'random' else None
   new = convert_params(params, num_kv_heads, init, fresh)
   new = jax.tree_util.tree_map(lambda x, s: jax.device_put(jnp.asarray(x), s), new,
                                trainer.param_shardings)
-  with trainer._ctx():
-    opt_state = jax.jit(trainer.tx.init, out_shardings=trainer.opt_shardings)(new)
+  opt_state = trainer.init_opt_state(new)
   ckpt = checkpoint.Checkpointer(target_dir, keep=config.train.keep_checkpoints, async_save=False)
   ckpt.save(0, new, opt_state, {'step': 0, 'data_step': 0, 'seed': config.train.seed, 'name': config.name})
   ckpt.close()
   trainer.write_run_files({'params': new})
   before, after = mdl.count_params(params), mdl.count_params(new)
   record = {'source': str(source_dir.resolve()), 'source_name': source.name,
-            'source_step': int(step if step is not None else checkpoint_step(source_dir)),
+            'source_step': int(step if step is not None else checkpoint.latest_step(source_dir)),
             'source_kv_heads': source.model.num_kv_heads, 'kv_heads': num_kv_heads, 'init': init,
             'params_before': before, 'params_after': after, 'params_lost': before - after,
             'uptrain_steps': config.train.num_train_steps, 'uptrain_fraction': fraction,
@@ -136,7 +135,3 @@ def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: in
   (target_dir / 'converted_from.json').write_text(json.dumps(record, indent=1) + '\n')
   return record
 
-
-def checkpoint_step(workdir: Path) -> int:
-  steps = [int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()]
-  return max(steps)

@@ -6,9 +6,10 @@ Pre-norm Transformer with scale-only RMS norms and a final norm, learned positio
 Shape letters as in attention.py: B batch, S source length, T target length, D model dim, F FFN width,
 V vocabulary (in ``BTV`` logits).
 
-Modes (one definition, as flax's examples do it): ``decode=False`` is the parallel path for training and
-scoring (``__call__``); ``decode=True`` is the incremental path: ``init_cache`` once per batch (encodes
-nothing itself: it takes the encoder output and computes cross-attention K/V once), then ``step``.
+Two paths through one set of parameters: the parallel path for training and scoring (``__call__``,
+``encode`` + ``decode``), and the incremental one: a cache (kv_cache.py: ``kv_cache.for_sources``
+builds it from ``init_state`` and, once per source sentence, ``init_memory`` of the encoder output),
+then ``step`` per token.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mqa_repro import costs
-from mqa_repro.attention import Attention
 from mqa_repro.data.tokenizer import BOS_ID, PAD_ID
+from mqa_repro.nn import kv_cache
+from mqa_repro.nn.attention import Attention
 
 Array = jax.Array
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
@@ -51,9 +52,9 @@ class ModelSpec:
   norm_eps: float = 1e-6
   dtype: str = 'float32'
   param_dtype: str = 'float32'
-  attention_impl: str = 'xla'   # decode steps: 'xla' | 'pallas' | 'pallas_all' (config.ATTENTION_IMPLS)
+  attention_impl: str = 'xla'   # decode steps: 'xla' | 'pallas' | 'pallas_all' (decode_impl.IMPLS)
   # The dtype translate_batch / continue_batch run the model in (config.decode.dtype); '' = dtype.
-  # Training and scoring never read it (decode.decode_model).
+  # Training and scoring never read it (decoding.batch.decode_model).
   decode_dtype: str = ''
 
   @classmethod
@@ -155,8 +156,8 @@ class Layer(nn.Module):
                                             deterministic=deterministic), deterministic)
     return self._residual(x, self.mlp(self.norm_mlp(x), deterministic), deterministic)
 
-  def step(self, x: Array, state: dict, memory: dict | None) -> tuple[Array, dict]:
-    y, state = self.self_attn.decode_self(self.norm_self(x), state)
+  def step(self, x: Array, state: dict, memory: dict | None, position: Array) -> tuple[Array, dict]:
+    y, state = self.self_attn.decode_self(self.norm_self(x), state, position)
     x = x + y
     if self.cross:
       x = x + self.cross_attn.decode_cross(self.norm_cross(x), memory)
@@ -255,35 +256,33 @@ class Transformer(nn.Module):
 
   # --- incremental path --------------------------------------------------------------------------
 
+  def init_state(self, batch: int, length: int) -> list[dict]:
+    """Empty self-attention state of every decoder layer: `batch` hypotheses, `length` positions."""
+    return [layer.self_attn.init_self_cache(batch, length) for layer in self.decoder]
+
+  def init_memory(self, encoded: Array, encoder_mask: Array) -> list[dict]:
+    """Every decoder layer's cross-attention K/V of encoded [B_src, S, D], computed ONCE per sentence
+    (a beam's W hypotheses share it: never tiled, broadcast in the einsum)."""
+    return [layer.cross_attn.init_cross_cache(encoded, encoder_mask) for layer in self.decoder]
+
   def init_cache(self, batch: int, length: int, encoded: Array | None = None,
                  encoder_mask: Array | None = None) -> dict:
-    """Decode cache for `batch` hypotheses and `length` steps.
-
-    Returns {'state': per-hypothesis self-attention caches (leading axis = hypotheses; a beam search
-    reorders these), 'memory': per-sentence cross-attention K/V computed here ONCE from `encoded`
-    [B_src, S, D] (B_src · W = batch for a beam of W: never tiled, broadcast in the einsum),
-    'position': next position}.
-    """
-    state = [layer.self_attn.init_self_cache(batch, length) for layer in self.decoder]
-    memory = None
-    if self.spec.encoder_layers:
-      memory = [layer.cross_attn.init_cross_cache(encoded, encoder_mask) for layer in self.decoder]
-    return {'state': state, 'memory': memory, 'position': jnp.zeros((), jnp.int32)}
+    """The decode cache (kv_cache.py) for `batch` hypotheses and `length` positions."""
+    memory = self.init_memory(encoded, encoder_mask) if self.spec.encoder_layers else None
+    return kv_cache.make(self.init_state(batch, length), memory)
 
   def step(self, tokens: Array, cache: dict) -> tuple[Array, dict]:
     """Feed tokens [B, T] at the next T positions; returns (float32 logits [B, T, V], new cache)."""
-    positions = cache['position'] + jnp.arange(tokens.shape[1])
+    position = cache['position']
     dt = self.spec.compute_dtype
     x = (jnp.take(self.embed, tokens, axis=0).astype(dt)
-         + jnp.take(self.decoder_positions, positions, axis=0).astype(dt)[None])
+         + jnp.take(self.decoder_positions, position + jnp.arange(tokens.shape[1]), axis=0).astype(dt)[None])
     memory = cache['memory'] or [None] * len(self.decoder)
     state = []
     for layer, layer_state, layer_memory in zip(self.decoder, cache['state'], memory):
-      x, layer_state = layer.step(x, layer_state, layer_memory)
+      x, layer_state = layer.step(x, layer_state, layer_memory, position)
       state.append(layer_state)
-    new_cache = {'state': state, 'memory': cache['memory'],
-                 'position': cache['position'] + tokens.shape[1]}
-    return self._logits(x), new_cache
+    return self._logits(x), kv_cache.make(state, cache['memory'], position + tokens.shape[1])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,8 +321,6 @@ def param_shapes(params: Any) -> dict[str, list[int]]:
   flat = jax.tree_util.tree_flatten_with_path(nn.meta.unbox(params))[0]
   return {'/'.join(str(getattr(k, 'key', k)) for k in path): list(x.shape) for path, x in flat}
 
-
-train_flops = costs.train_flops  # model FLOPs of a training step (costs.py holds the formulas)
 
 
 def convert_kv_heads(params: Any, num_kv_heads: int) -> Any:

@@ -46,8 +46,8 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from mqa_repro import model as mdl
-from mqa_repro import sharding
+from mqa_repro.nn import transformer as mdl
+from mqa_repro.training import sharding
 
 Log = Callable[[str], None]
 
@@ -212,6 +212,14 @@ class Checkpointer:
   def close(self) -> None:
     self.record_committed(wait=True)
     self.manager.close()
+
+
+def latest_step(workdir: str | os.PathLike) -> int | None:
+  """The newest committed step under a run directory, by name (orbax names committed steps by
+  number), without opening it; None when there is none."""
+  d = Path(workdir) / 'checkpoints'
+  steps = [int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()] if d.is_dir() else []
+  return max(steps) if steps else None
 
 
 def abstract_params(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None) -> Any:

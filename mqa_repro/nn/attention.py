@@ -15,13 +15,10 @@ Shape letters, used in the docstrings and in every einsum string below:
 Grouped queries are contracted against their kv head directly ('BWTKGH,BSKH->BWKGTS'): K/V are never
 repeated up to N heads, because that would re-inflate exactly the memory traffic multi-query attention
 removes. Query head n belongs to kv head n // G, so a multi-head checkpoint converts to grouped-query
-by mean-pooling each group's K/V heads (see ``model.convert_kv_heads``).
+by mean-pooling each group's K/V heads (see ``transformer.convert_kv_heads``).
 
-Decode caches are explicit pytrees passed in and returned (no hidden mutable collections):
-  self-attention   {key [B, L, K, H], value [B, L, K, V], index []}
-                   L = max decode length, or L = window for local attention (a ring buffer).
-  cross-attention  {key [B, S, K, H], value [B, S, K, V], mask [B, S]}: computed once per source
-                   sentence from the encoder output and reused at every step.
+Decoding steps read and write the cache of kv_cache.py (its layout and ring buffer live there) and
+compute with the code decode_impl.py selects (XLA einsums or the Pallas kernels).
 """
 
 from __future__ import annotations
@@ -31,9 +28,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-from mqa_repro.config import ATTENTION_IMPLS as IMPLS
+from mqa_repro.nn import decode_impl, kv_cache
 
 Array = jax.Array
 _NEG = -1e30  # masked logit: exp underflows to exactly 0 in float32, and a fully masked row stays finite
@@ -83,17 +79,13 @@ class Attention(nn.Module):
   dropout_rate: float = 0.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
-  # Single-token decode steps: 'xla' einsums (the reference); 'pallas': the kernel for self-attention,
-  # which reads only the live cache prefix (cross-attention must read all S, where XLA's einsums run
-  # at copy bandwidth: `mqa-repro bench --kernels`); 'pallas_all': the kernel for both.
-  impl: str = 'xla'
+  impl: str = 'xla'         # decode steps' attention code (decode_impl.IMPLS)
 
   def setup(self):
     n, k, d = self.num_heads, self.num_kv_heads, self.d_model
     if n % k:
       raise ValueError(f"num_heads ({n}) must be divisible by num_kv_heads ({k})")
-    if self.impl not in IMPLS:
-      raise ValueError(f'attention_impl must be one of {IMPLS}, got {self.impl!r}')
+    decode_impl.check(self.impl)
     part = nn.with_logical_partitioning
     self.query = self.param('query', part(_dense_init(d), ('embed', 'heads', 'qk_dim')),
                             (d, n, self.qk_dim), self.param_dtype)       # [D, N, H]
@@ -154,62 +146,25 @@ class Attention(nn.Module):
   # --- incremental path (decoding) ---------------------------------------------------------------
 
   def init_self_cache(self, batch: int, length: int) -> dict[str, Array]:
-    """Empty self-attention cache: L = length slots, or `window` slots (a ring) for local attention."""
-    slots = self.window if self.window is not None else length
-    kv = self.num_kv_heads
-    return {'key': jnp.zeros((batch, slots, kv, self.qk_dim), self.dtype),      # [B, L, K, H]
-            'value': jnp.zeros((batch, slots, kv, self.v_dim), self.dtype),     # [B, L, K, V]
-            'index': jnp.zeros((), jnp.int32)}                                  # positions written
+    """Empty self-attention state for a decode of `length` positions (kv_cache.py)."""
+    return kv_cache.empty_self(batch, kv_cache.slots(length, self.window), self.num_kv_heads,
+                               self.qk_dim, self.v_dim, self.dtype)
 
   def init_cross_cache(self, memory: Array, memory_mask: Array) -> dict[str, Array]:
     """Project the encoder output ONCE per sentence: memory [B, S, D], memory_mask [B, S]."""
-    k, v = self._keys_values(memory)
-    return {'key': k, 'value': v, 'mask': memory_mask.astype(bool)}
+    return kv_cache.cross(*self._keys_values(memory), memory_mask)
 
-  def decode_self(self, x: Array, cache: dict[str, Array]) -> tuple[Array, dict[str, Array]]:
-    """Causal self-attention for T new tokens x [B, T, D] at positions index .. index+T-1."""
+  def decode_self(self, x: Array, cache: dict[str, Array], position: Array
+                  ) -> tuple[Array, dict[str, Array]]:
+    """Causal self-attention for T new tokens x [B, T, D] at positions position .. position+T-1."""
     q = self._queries(x)[:, None]                               # [B, 1, T, K, G, H]
     k, v = self._keys_values(x)                                 # [B, T, K, H]
-    ck, cv, idx = cache['key'], cache['value'], cache['index']
-    t, slots = x.shape[1], ck.shape[1]
-    qpos = idx + jnp.arange(t)
-    k, v = k.astype(ck.dtype), v.astype(cv.dtype)
-    if self.window is None:
-      # Write first, then read the whole cache under a position mask: an in-place update, no copy.
-      ck = lax.dynamic_update_slice(ck, k, (0, idx, 0, 0))
-      cv = lax.dynamic_update_slice(cv, v, (0, idx, 0, 0))
-      keys, values, kpos = ck, cv, jnp.arange(slots)
-      mask = kpos[None, :] <= qpos[:, None]                     # [T, L]
-    elif t == 1:
-      # Ring buffer: position p lives in slot p % window. After writing position idx, slot s holds
-      # the latest position <= idx congruent to s, which is always inside the window.
-      slot = idx % slots
-      ck = lax.dynamic_update_slice(ck, k, (0, slot, 0, 0))
-      cv = lax.dynamic_update_slice(cv, v, (0, slot, 0, 0))
-      keys, values = ck, cv
-      kpos = idx - jnp.mod(idx - jnp.arange(slots), slots)
-      mask = (kpos >= 0)[None, :]                               # [1, window]
-    else:
-      # Prefill of several tokens into a ring: attend over old ring + new block, then keep the last
-      # `window` new positions. Only used to score prompts; single steps take the branch above.
-      old = idx - 1 - jnp.mod(idx - 1 - jnp.arange(slots), slots)
-      keys = jnp.concatenate([ck, k], axis=1)
-      values = jnp.concatenate([cv, v], axis=1)
-      kpos = jnp.concatenate([jnp.where(old >= 0, old, -slots - 1), qpos])
-      mask = (kpos[None, :] <= qpos[:, None]) & (kpos[None, :] > qpos[:, None] - slots)
-      keep = min(t, slots)
-      new_slots = (idx + t - keep + jnp.arange(keep)) % slots
-      ck = ck.at[:, new_slots].set(k[:, t - keep:])
-      cv = cv.at[:, new_slots].set(v[:, t - keep:])
-    if self.impl != 'xla' and t == 1:
-      # The live slots are a prefix in both single-step branches (a full ring: all `window`), so the
-      # kernel reads only those instead of masking the whole cache.
-      from mqa_repro.kernels import decode_attention
-      live = idx + 1 if self.window is None else jnp.minimum(idx + 1, slots)
-      o = decode_attention(q[:, 0, 0], keys, values, length=live)[:, None, None]
+    cache, keys, values, mask, live = kv_cache.write(cache, k, v, position, self.window)
+    if decode_impl.kernel_for_self(self.impl, x.shape[1]):
+      o = decode_impl.self_step(q, keys, values, live)
     else:
       o = attend(q, keys, values, mask)
-    return self._output(o), {'key': ck, 'value': cv, 'index': idx + t}
+    return self._output(o), cache
 
   def decode_cross(self, x: Array, cache: dict[str, Array]) -> Array:
     """Attention from x [B·W, T, D] to the cached encoder memory of B sentences.
@@ -219,12 +174,9 @@ class Attention(nn.Module):
     """
     k, v, m = cache['key'], cache['value'], cache['mask']         # [B, S, K, H], [B, S, K, V], [B, S]
     q = self._queries(x)                                           # [B·W, T, K, G, H]
+    if decode_impl.kernel_for_cross(self.impl, q.shape[1]):
+      return self._output(decode_impl.cross_step(q, k, v, m))
     b = k.shape[0]
-    if self.impl == 'pallas_all' and q.shape[1] == 1:
-      from mqa_repro.kernels import decode_attention
-      w = q.shape[0] // b
-      o = decode_attention(q[:, 0], k, v, mask=m, beams=w)          # [B·W, K, G, V]
-      return self._output(o.reshape(b, w, 1, *o.shape[1:]))
     q = q.reshape(b, q.shape[0] // b, *q.shape[1:])                # [B, W, T, K, G, H]
     o = attend(q, k, v, m[:, None, None, None, None, :])
     return self._output(o)

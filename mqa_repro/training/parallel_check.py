@@ -22,9 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from mqa_repro import config as cfg
-from mqa_repro import decode as decode_lib
-from mqa_repro import model as mdl
-from mqa_repro.train import Trainer
+from mqa_repro.decoding import batch as decode_batch
+from mqa_repro.decoding import search
+from mqa_repro.nn import kv_cache
+from mqa_repro.nn import transformer as mdl
+from mqa_repro.training.trainer import Trainer
 
 LAYOUTS = {'single': (1, 1, 1), 'data': (-1, 1, 1), 'fsdp': (1, -1, 1), 'model': (1, 1, -1)}
 
@@ -58,19 +60,19 @@ def run_layout(config, layout: str, batches, devices=None, timed_steps: int = 10
   c = cfg.validate(config)
   c.mesh.data, c.mesh.fsdp, c.mesh.model = LAYOUTS[layout]
   devices = devices if devices is not None else (jax.devices()[:1] if layout == 'single' else None)
-  tr = Trainer(c, '/tmp/mqa_repro_parallel', with_data=False, devices=devices, log=lambda s: None)
+  tr = Trainer(c, '/tmp/mqa_repro_parallel', devices=devices, log=lambda s: None)
   state = tr.init_state()
   losses = []
-  with tr._ctx():
+  with tr.context():
     for batch in batches:
-      state, out = tr._train_step(state, tr.to_global(_local_rows(batch)), tr.base_rng)
+      state, out = tr.train_step(state, tr.to_global(_local_rows(batch)))
       losses.append(float(out['loss']))
     jax.block_until_ready(state)
     times = []
     data = tr.to_global(_local_rows(batches[0]))
     for _ in range(timed_steps):
       start = time.perf_counter()
-      state, out = tr._train_step(state, data, tr.base_rng)
+      state, out = tr.train_step(state, data)
       jax.block_until_ready(out['loss'])
       times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
@@ -94,10 +96,8 @@ def decode_check(config, batch: int, src_len: int, tgt_len: int) -> dict[str, An
   inputs = rng.integers(4, spec.vocab_size, (batch, src_len)).astype(np.int32)
 
   def greedy(p, x):
-    encoded = model.apply({'params': p}, x, method=mdl.Transformer.encode)
-    cache = model.apply({'params': p}, x.shape[0], tgt_len, encoded, x != 0,
-                        method=mdl.Transformer.init_cache)
-    return decode_lib.greedy_search(decode_lib.model_step(model), p, cache, x.shape[0], tgt_len)
+    cache = kv_cache.for_sources(model, p, x, x.shape[0], tgt_len)
+    return search.greedy_search(decode_batch.model_step(model), p, cache, x.shape[0], tgt_len)
 
   results = {}
   for name, devs in (('one_device', jax.local_devices()[:1]), ('all_devices', jax.devices())):

@@ -149,6 +149,16 @@ def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
   return NamedSharding(mesh, nn.logical_to_mesh_axes(('batch', 'length'), rules))
 
 
+def rows_sharding(mesh: Mesh, rules, shape: Sequence[int]) -> NamedSharding:
+  """An array whose first axis is rows (a batch of any rank): rows split like the logical 'batch'
+  axis when they divide evenly, else replicated (a last, short batch of an eval set)."""
+  spec = nn.logical_to_mesh_axes(('batch',) + (None,) * (len(shape) - 1), rules)
+  axes = spec[0] if len(spec) else None
+  names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+  split = int(np.prod([mesh.shape[a] for a in names])) if names else 1
+  return NamedSharding(mesh, spec if shape and shape[0] % split == 0 else P())
+
+
 def global_batch(local: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
   """This host's rows -> one global array per key (each host feeds its share of the batch)."""
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
