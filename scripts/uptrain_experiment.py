@@ -20,12 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from mqa_repro import checkpoint
-from mqa_repro import convert
 from mqa_repro import experiment as xp
 from mqa_repro import provenance
 from mqa_repro import reproduce
 from mqa_repro.report import records
+from mqa_repro.training import checkpoint, convert, sharding
 
 SCRATCH_ROWS = {1: 'mqa', 2: 'gqa2', 4: 'gqa4'}
 ALL_UPTRAIN = ([f'g{g}:mean:{a}' for g in (1, 2, 4) for a in (0.05, 0.1)]
@@ -82,8 +81,9 @@ def main(argv: list[str]) -> int:
 
   def finish(c, workdir, run, extra, t0):
     c.decode.beam_size = 1                     # greedy only: the comparison is BLEU greedy + ln(PPL)
-    wall = {'train': reproduce.train_run(c, workdir, train_data, progress, log)}
-    evals, more = reproduce.evaluate_run(c, workdir, preset, eval_data, groups, results, progress, log)
+    mesh = sharding.make_mesh(c.mesh)
+    wall = {'train': reproduce.train_run(c, workdir, train_data, mesh, progress, log)}
+    evals, more = reproduce.evaluate_run(c, workdir, preset, eval_data, groups, results, mesh, progress, log)
     wall.update(more, total=time.time() - t0)
     record = reproduce.run_record(c, run, workdir, evals, wall, inputs='')
     record.update(extra, provenance=provenance.collect('scripts/uptrain_experiment.py', argv))

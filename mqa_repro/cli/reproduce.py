@@ -58,7 +58,8 @@ def parse_options(argv: Sequence[str]):
 
 def main(argv: Sequence[str]) -> int:
   options = parse_options(argv)
-  from mqa_repro import reproduce, sharding
+  from mqa_repro import reproduce
+  from mqa_repro.training import sharding
   sharding.maybe_initialize_distributed()
   try:
     return reproduce.reproduce(options)

@@ -47,7 +47,7 @@ def load(results: Path, baseline: Path) -> tuple[list[dict], dict | None]:
 
 def bootstrap(results: Path, baseline: Path, base: dict, runs: list[dict], log: Log) -> dict[str, dict]:
   """{run name: {split: p-value of BLEU against multi-head}} on both test sets, greedy."""
-  from mqa_repro import evaluate
+  from mqa_repro.evaluation import bleu as evaluate
   from mqa_repro.report.records import read_lines_xz
   cache_file = results / 'bootstrap.json'
   cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
