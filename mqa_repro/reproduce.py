@@ -62,7 +62,7 @@ class Options:
   steps: int = 0                       # training steps per run; 0 = the preset's
   eval_sentences: int | None = None    # first N sentences of each eval split; None = the preset's
   data: str | None = None              # replaces the preset's training text
-  results: str | None = None           # default ./results/<preset>
+  results: str | None = None           # default ./runs/<preset>/results
   workdirs: str | None = None          # default ./workdirs/<preset>
   prepare_data: bool = False
   skip_bench: bool = False
@@ -433,6 +433,12 @@ def _skip_reason(results: Path, workdir: Path, name: str, inputs: str) -> tuple[
                 f"sets; --force reruns it)")
 
 
+def default_results(preset: str) -> Path:
+  """Where a preset's results go unless --results says otherwise: under the working directory, apart
+  from the results committed with the repository (results/), which a run never overwrites."""
+  return Path('runs') / preset / 'results'
+
+
 def reproduce(options: Options, log: Log = print) -> int:
   """Run `options` (module docstring); the exit status: 0, or 1 when a run failed."""
   import jax
@@ -441,8 +447,8 @@ def reproduce(options: Options, log: Log = print) -> int:
 
   args = options
   preset = xp.PRESETS[args.preset]
-  results = Path(args.results or Path('results') / preset.name)
-  workdirs = Path(args.workdirs or Path('workdirs') / preset.name)
+  results = Path(args.results or default_results(preset.name))
+  workdirs = Path(args.workdirs or Path('runs') / preset.name / 'work')
   runs = xp.parse_runs(args.rows, preset, args.seeds)
   data_dir = paper_text_dir()
   needs_dir = preset.needs_data_dir and args.data is None

@@ -152,7 +152,7 @@ def test_bootstrap_against_multi_head_from_stored_hypotheses(tmp_path):
 
 def test_extra_rows_and_cli(tmp_path, capsys, monkeypatch):
   rows = [fake_row('translate', 'gqa2', 1.5, bleu=1.0)]
-  results = write_results(tmp_path / 'results' / 'gpu', rows)
+  results = write_results(tmp_path / 'runs' / 'gpu' / 'results', rows)
   assert cli.main(['tables', '--results', str(results)]) == 0
   md = (results / 'tables.md').read_text()
   assert 'grouped-query g=2' in md        # not in the paper: listed after its rows

@@ -41,9 +41,9 @@ def parse_options(argv: Sequence[str]):
                  help="replace the preset's training text: the offline corpus, small real files under "
                       "$MQA_REPRO_DATA (text), TensorFlow Datasets' wmt14 / lm1b (tfds), or tfds when "
                       "reachable (auto)")
-  p.add_argument('--results', default=None, help='results directory (default: ./results/<preset>)')
+  p.add_argument('--results', default=None, help='results directory (default: ./runs/<preset>/results)')
   p.add_argument('--workdirs', default=None,
-                 help='run directories: checkpoints, vocabularies, hypotheses (default: ./workdirs/<preset>)')
+                 help='run directories: checkpoints, vocabularies, hypotheses (default: ./runs/<preset>/work)')
   p.add_argument('--prepare-data', action='store_true',
                  help='only build the vocabularies and token caches (to carry them to another machine)')
   p.add_argument('--skip-bench', action='store_true', help='do not run the speed benchmark')

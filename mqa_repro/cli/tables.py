@@ -17,12 +17,13 @@ from mqa_repro.cli.common import Parser, stderr
 
 def main(argv: Sequence[str]) -> int:
   p = Parser('mqa-repro tables', __doc__, overrides=None)
-  p.add_argument('--preset', help='read ./results/<preset>/, where `reproduce` writes by default')
+  p.add_argument('--preset', help='read ./runs/<preset>/results/, where `reproduce` writes by default')
   p.add_argument('--results', help='a results directory (rows/*.json, bench.json)')
   args, _ = p.parse(argv)
   if not args.preset and not args.results:
     p.error('give --preset NAME or --results DIR')
-  results = Path(args.results or Path('results') / args.preset)
+  from mqa_repro.reproduce import default_results
+  results = Path(args.results or default_results(args.preset))
   if not results.is_dir():
     stderr(f'mqa-repro tables: {results} does not exist (run `mqa-repro reproduce --preset ...` first)')
     return 2
