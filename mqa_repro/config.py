@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import ml_collections
 
-from mqa_repro import costs
+from mqa_repro import costs, tasks
 from mqa_repro.nn.decode_impl import IMPLS as ATTENTION_IMPLS
 DTYPES = ('float32', 'bfloat16', 'float16')
 OPTIMIZERS = ('adafactor', 'adamw')
@@ -145,6 +145,7 @@ def pad_vocab(n: int, multiple: int = 128) -> int:
 
 
 def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_collections.ConfigDict:
+  spec = tasks.get(task)
   m = ml_collections.ConfigDict()
   m.vocab_size = pad_vocab(size.of('vocab', task))
   m.d_model = size.d_model                          # d
@@ -153,13 +154,13 @@ def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_col
   m.qk_dim = int(size.head_dim * row.head_dim_ratio)  # d_k
   m.v_dim = int(size.head_dim * row.head_dim_ratio)   # d_v
   m.window = size.window if row.local else None     # decoder self-attention window; None = global
-  m.encoder_layers = size.encoder_layers if task == 'translate' else 0
+  m.encoder_layers = size.encoder_layers if spec.encoder else 0
   m.decoder_layers = size.decoder_layers
   m.max_length = size.max_length                    # learned position table
-  m.share_embeddings = task == 'translate'          # WMT: one table for encoder, decoder, softmax
-  m.dropout_rate = 0.2 if task == 'translate' else 0.0            # residual / embedding dropout
-  m.attention_dropout_rate = 0.1 if task == 'translate' else 0.0  # on attention probabilities
-  m.relu_dropout_rate = 0.1 if task == 'translate' else 0.0       # after the FFN's ReLU
+  m.share_embeddings = spec.shared_embeddings      # one table for encoder, decoder and softmax
+  m.dropout_rate = spec.dropout[0]                  # residual / embedding dropout
+  m.attention_dropout_rate = spec.dropout[1]        # on attention probabilities
+  m.relu_dropout_rate = spec.dropout[2]             # after the FFN's ReLU
   m.norm_eps = 1e-6
   m.dtype = 'bfloat16'                              # activations; 'float32' for exact tests
   m.param_dtype = 'float32'
@@ -174,8 +175,7 @@ def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_col
 
 def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.ConfigDict:
   """The full config of one table row at one size ('paper', 'gpu' or 'tiny')."""
-  if task not in ROWS:
-    raise ValueError(f"task must be one of {sorted(ROWS)}, got {task!r}")
+  spec = tasks.get(task)
   if row_name not in ROWS[task]:
     raise ValueError(f"row must be one of {sorted(ROWS[task])} for task {task!r}, got {row_name!r}")
   if size not in SIZES:
@@ -183,7 +183,7 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
                      f"'configs/<file>.py:<size>')")
   s, row = SIZES[size], ROWS[task][row_name]
   c = ml_collections.ConfigDict()
-  c.name = f"{'wmt' if task == 'translate' else 'lm'}_{row_name}" + ('' if size == 'paper' else f'_{size}')
+  c.name = f'{spec.prefix}_{row_name}' + ('' if size == 'paper' else f'_{size}')
   c.task = task
   c.row = row_name
   c.label = row.label
@@ -197,7 +197,7 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   d.extra_train_files = ''    # any source: more training text, read after the source's own
   d.dev_files = ''
   d.test_files = ''
-  d.tfds_name = 'wmt14_translate/de-en' if task == 'translate' else 'lm1b'
+  d.tfds_name = spec.tfds_name
   d.tfds_data_dir = ''
   d.vocab_size = s.of('vocab', task)
   d.vocab_path = ''           # '' = train a SentencePiece model into the workdir
@@ -223,7 +223,7 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   t.adafactor_factored = True
   t.adafactor_param_scale = True
   t.grad_clip_norm = 0.0       # 0 = none (the paper uses none)
-  t.label_smoothing = 0.1 if task == 'translate' else 0.0
+  t.label_smoothing = spec.label_smoothing
   t.z_loss = 1e-4
   t.seed = 0
   t.prng_impl = 'rbg'          # dropout RNG: 'rbg' (XLA RngBitGenerator, fast on GPU/TPU) or 'threefry'
@@ -292,7 +292,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     value = m[field]
     if not isinstance(value, int) or value < 1:
       raise ValueError(f"config.model.{field} must be a positive integer, got {value!r}")
-  if not isinstance(m.encoder_layers, int) or m.encoder_layers < (1 if c.task == 'translate' else 0):
+  if not isinstance(m.encoder_layers, int) or m.encoder_layers < int(tasks.get(c.task).encoder):
     raise ValueError(f"config.model.encoder_layers must be >= 1 for translation (0 for lm), "
                      f"got {m.encoder_layers!r}")
   if m.num_heads % m.num_kv_heads:
@@ -436,4 +436,4 @@ def configs_dir() -> Path:
 
 
 def config_file(task: str, row_name: str) -> Path:
-  return configs_dir() / f"{'wmt' if task == 'translate' else 'lm'}_{row_name}.py"
+  return configs_dir() / f'{tasks.get(task).prefix}_{row_name}.py'

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from mqa_repro import tasks
+
 # --------------------------------------------------------------------------------------------------
 # Parameters and the equal-parameter rule.
 
@@ -29,7 +31,7 @@ def attention_weights(m: Any) -> int:
 
 def ffn_layers(m: Any, task: str) -> int:
   """Layers holding an FFN of 2·D·F weights (wi [D, F], wo [F, D])."""
-  return m.encoder_layers + m.decoder_layers if task == 'translate' else m.decoder_layers
+  return m.encoder_layers + m.decoder_layers if tasks.get(task).encoder else m.decoder_layers
 
 
 def param_count(m: Any, task: str) -> int:
@@ -37,7 +39,7 @@ def param_count(m: Any, task: str) -> int:
   d = m.d_model
   attn, ffn = attention_weights(m), 2 * d * m.d_ff
   emb = m.vocab_size * d * (1 if m.share_embeddings else 2)   # [V, D] (+ the softmax [D, V])
-  if task == 'translate':
+  if tasks.get(task).encoder:
     enc = m.encoder_layers * (attn + ffn + 2 * d) + d           # 2 norms per layer + final norm
     dec = m.decoder_layers * (2 * attn + ffn + 3 * d) + d       # self + cross attention, 3 norms
     return enc + dec + emb + 2 * m.max_length * d               # learned positions, both sides

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mqa_repro import config as cfg
+from mqa_repro import tasks
 
 # --------------------------------------------------------------------------------------------------
 # Presets.
@@ -83,7 +84,7 @@ PRESETS = {
                            # near unigram statistics (ln PPL 5.2); 0.1 gets to 4.5 in the same time.
                            overrides=('train.learning_rate=0.1',),
                            own_eval='offline corpus held-out dev / test (in-domain for our training data)')
-               for t in ('translate', 'lm')},
+               for t in tasks.TASKS},
         max_train_examples=60_000, eval_sentences=300, decode_batch=300, beam_batch=300, log_every=20,
         eval_every=0, tensorboard=False, bench_size='tiny', bench_sweeps=False),
     'gpu': Preset(
@@ -115,7 +116,7 @@ PRESETS = {
         'paper', 'paper', "the paper's exact configurations (TPU pod / GPU cluster scale)",
         tasks={t: TaskPlan('auto', own_eval='offline corpus held-out dev / test (used only when the '
                                             'tfds datasets are unreachable)')
-               for t in ('translate', 'lm')},
+               for t in tasks.TASKS},
         decode_batch=128, beam_batch=32, log_every=100, eval_every=0, tensorboard=True,
         bench_size='paper', bench_sweeps=True),
 }
@@ -144,7 +145,7 @@ class Run:
     return base if self.seed == 0 else f'{base}_seed{self.seed}'
 
 
-TASK_PREFIX = {'wmt': 'translate', 'lm': 'lm'}
+TASK_PREFIX = {t.prefix: name for name, t in tasks.TASKS.items()}   # 'wmt' -> 'translate'
 
 
 def parse_runs(spec: str | None, preset: Preset, seeds: int | None = None) -> list[Run]:
@@ -156,7 +157,7 @@ def parse_runs(spec: str | None, preset: Preset, seeds: int | None = None) -> li
   for item in items:
     item, at, seed_text = item.partition('@')
     if item == 'all':
-      rows = [(t, r) for t in ('translate', 'lm') for r in cfg.ROWS[t]]
+      rows = [(t, r) for t in tasks.TASKS for r in cfg.ROWS[t]]
     elif item in TASK_PREFIX:
       rows = [(TASK_PREFIX[item], r) for r in cfg.PAPER_ROWS[TASK_PREFIX[item]]]
     else:
@@ -200,6 +201,25 @@ class EvalGroup:
     return [(role, s) for role, s in (('dev', self.dev), ('test', self.test)) if s is not None]
 
 
+@dataclasses.dataclass(frozen=True)
+class PaperEval:
+  """The paper's evaluation text of a task, as files under $MQA_REPRO_DATA (or its tfds splits)."""
+  key: str
+  description: str                     # '{dev}' stands for the dev split's name
+  dev: str                             # the dev split's name in tables
+  test: str | None
+  files: tuple[tuple[str, str], ...]   # config.data fields -> paths under $MQA_REPRO_DATA
+  tfds_dev: str = ''                   # the dev split's name when the source is tfds ('' = dev)
+
+
+PAPER_EVAL = {
+    'translate': PaperEval('newstest', "WMT newstest2013 (dev) / newstest2014 (test): the paper's sets",
+                           'newstest2013', 'newstest2014', tuple(NEWSTEST.items())),
+    'lm': PaperEval('lm1b', "{dev}: real Billion-Word text, the paper's dev set", 'lm1b heldout 10+11',
+                    None, (('dev_files', LM1B_DEV), ('test_files', '')), tfds_dev='lm1b heldout'),
+}
+
+
 def eval_groups(task: str, source: str, data_dir: Path | None, own_eval: str = '') -> list[EvalGroup]:
   """The eval sets of a task: the source's own splits first, then the paper's text under `data_dir`.
 
@@ -207,21 +227,16 @@ def eval_groups(task: str, source: str, data_dir: Path | None, own_eval: str = '
   tfds), so no second group is added.
   """
   def under(rel: str) -> str:
-    return str(data_dir / rel) if data_dir else rel
+    return str(data_dir / rel) if data_dir and rel else rel
 
-  if task == 'translate':
-    paper = EvalGroup('newstest', "WMT newstest2013 (dev) / newstest2014 (test): the paper's sets",
-                      EvalSplit('newstest2013', 'dev'), EvalSplit('newstest2014', 'test'),
-                      (('source', 'text'), ('train_files', ''), ('extra_train_files', ''),
-                       *((k, under(v)) for k, v in NEWSTEST.items())))
-    own = EvalGroup('offline', own_eval, EvalSplit('offline dev', 'dev'), EvalSplit('offline test', 'test'))
-  else:
-    name = 'lm1b heldout' if source == 'tfds' else 'lm1b heldout 10+11'
-    paper = EvalGroup('lm1b', f'{name}: real Billion-Word text, the paper\'s dev set',
-                      EvalSplit(name, 'dev'), None,
-                      (('source', 'text'), ('train_files', ''), ('extra_train_files', ''),
-                       ('dev_files', under(LM1B_DEV)), ('test_files', '')))
-    own = EvalGroup('offline', own_eval, EvalSplit('offline dev', 'dev'), None)
+  spec, pe = tasks.get(task), PAPER_EVAL[task]
+  dev = pe.tfds_dev if source == 'tfds' and pe.tfds_dev else pe.dev
+  paper = EvalGroup(pe.key, pe.description.format(dev=dev), EvalSplit(dev, 'dev'),
+                    EvalSplit(pe.test, 'test') if pe.test else None,
+                    (('source', 'text'), ('train_files', ''), ('extra_train_files', ''),
+                     *((k, under(v)) for k, v in pe.files)))
+  own = EvalGroup('offline', own_eval, EvalSplit('offline dev', 'dev'),
+                  EvalSplit('offline test', 'test') if spec.test_split else None)
   if not own_eval:
     return [dataclasses.replace(paper, data_overrides=())]
   has_paper_text = data_dir is not None and data_dir.is_dir()
@@ -260,6 +275,7 @@ PAPER_TABLE3 = {
     'h4_dk32': (4, 32, 9984, 31.0),
     'h8_dk16': (8, 16, 9984, 30.9),
 }
+PAPER_TABLES = {1: PAPER_TABLE1, 3: PAPER_TABLE3}
 PAPER_PARAMS = {'translate': '211M', 'lm': '192M'}
 PAPER_TRAINING = {'translate': '100k steps × 128 × (256 + 256) tokens, WMT14 en-de, 32-core TPUv3',
                   'lm': '136k steps × 256 × 256 tokens, lm1b, 32-core TPUv3'}
@@ -273,7 +289,7 @@ def baseline_row(task: str) -> str:
 
 def rows_in_table(task: str, names: Sequence[str]) -> list[str]:
   """The paper's rows first (its order), then ours."""
-  paper = list(PAPER_TABLE1 if task == 'translate' else PAPER_TABLE3)
+  paper = list(PAPER_TABLES[tasks.get(task).table])
   order = list(cfg.ROWS[task])
   return paper + sorted((n for n in set(names) if n not in paper),
                         key=lambda n: order.index(n) if n in order else len(order))

@@ -44,7 +44,7 @@ import ml_collections
 from mqa_repro import config as cfg
 from mqa_repro import costs
 from mqa_repro import experiment as xp
-from mqa_repro import provenance
+from mqa_repro import provenance, tasks
 from mqa_repro.report import records
 
 Log = Callable[[str], None]
@@ -220,7 +220,7 @@ def data_record(task: str, train_data: Any, eval_data: dict[str, Any], groups: S
   from mqa_repro.data import sources
 
   def files(data: Any, split: str) -> list[dict[str, Any]]:
-    return [_file_entry(p, data_dir) for p in _source_files(data.source, data.split_name(split))]
+    return [_file_entry(p, data_dir) for p in data.source.files(data.split_name(split))]
 
   record = {'task': task, 'vocabulary': {'path': Path(train_data.tokenizer.model_path).name,
                                          'pieces': train_data.tokenizer.vocab_size,
@@ -239,13 +239,6 @@ def data_record(task: str, train_data: Any, eval_data: dict[str, Any], groups: S
 def _without_paths(summary: dict[str, Any]) -> dict[str, Any]:
   """A split summary without its machine-specific paths ('files' lists them relative to the data)."""
   return {k: v for k, v in summary.items() if k != 'from'}
-
-
-def _source_files(source: Any, split: str) -> list[Path]:
-  """The files a data source reads for `split` (none for tfds)."""
-  if hasattr(source, 'extra'):
-    return _source_files(source.base, split) + (source.extra.files('train') if split == 'train' else [])
-  return source.files(split) if hasattr(source, 'files') else []
 
 
 def _file_entry(path: Path, data_dir: Path | None) -> dict[str, Any]:
@@ -319,11 +312,11 @@ def evaluate_run(c: ml_collections.ConfigDict, workdir: Path, preset: xp.Preset,
         p = perplexity(config, params, data, split.split, mesh=mesh)
         wall['score'] += time.time() - t
         out.update(ln_ppl=p['ln_ppl_per_subword'], tokens=p['tokens'])
-        if c.task == 'lm':
+        if 'word_perplexity' in p:
           out.update(word_ppl=p['word_perplexity'], words=p['words'])
       entry[role] = out
     evals[group.key] = entry
-  if c.task != 'translate':
+  if not tasks.get(c.task).bleu:     # nothing to decode for
     return evals, wall
 
   for beam, jobs in decode_jobs(c, groups, eval_data).items():
@@ -464,7 +457,7 @@ def reproduce(options: Options, log: Log = print) -> int:
   log(f'reproduce: preset {preset.name} ({preset.description}); {len(runs)} runs; results -> {results}; '
       f'run directories -> {workdirs}')
 
-  for task in ('translate', 'lm'):
+  for task in tasks.TASKS:
     todo = [(i, r) for i, r in enumerate(runs, 1) if r.task == task]
     if not todo:
       continue

@@ -13,6 +13,7 @@ import pytest
 
 from mqa_repro.cli import data as cli
 from mqa_repro.data import examples as examples_lib, packing, pipeline
+from mqa_repro.data.datasets import offline
 from mqa_repro.data.tokenizer import EOS_ID
 
 EN_WORDS = 'the a house cat dog runs sees big small red green today because and never'.split()
@@ -403,9 +404,9 @@ def test_offline_source_builds_once(fake_offline_corpus, corpus, vocab, tmp_path
 
 def test_offline_default_dir(monkeypatch, tmp_path):
   monkeypatch.setenv('MQA_REPRO_CACHE', str(tmp_path))
-  assert pipeline.default_offline_dir() == tmp_path / 'offline_corpus'
+  assert offline.default_dir() == tmp_path / 'offline_corpus'
   monkeypatch.delenv('MQA_REPRO_CACHE')
-  assert pipeline.default_offline_dir() == Path.home() / '.cache' / 'mqa_repro' / 'offline_corpus'
+  assert offline.default_dir() == Path.home() / '.cache' / 'mqa_repro' / 'offline_corpus'
 
 
 # ---- the CLI -------------------------------------------------------------------------------------

@@ -23,9 +23,9 @@ import sys
 import tempfile
 from typing import Sequence
 
+from mqa_repro import tasks
 from mqa_repro.cli.common import Parser, stderr
 
-TASKS = ('translate', 'lm')
 # flag -> type, for the data config field of the same name
 _DATA_FLAGS = {
     'source': str, 'data_dir': str, 'train_files': str, 'dev_files': str, 'test_files': str,
@@ -37,7 +37,7 @@ _DATA_FLAGS = {
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
   p.add_argument('--config', help='experiment config file[:arg] (defaults come from it)')
-  p.add_argument('--task', choices=TASKS)
+  p.add_argument('--task', choices=sorted(tasks.TASKS))
   for name, typ in _DATA_FLAGS.items():
     p.add_argument('--' + name.replace('_', '-'), type=typ, default=None)
   p.add_argument('--no-pack', action='store_true', help='one example per row instead of packing')

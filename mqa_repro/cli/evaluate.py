@@ -65,6 +65,7 @@ def main(argv: Sequence[str]) -> int:
   if overrides and not args.workdir:
     p.error('--config.* overrides apply to a run: give --workdir')
 
+  from mqa_repro import tasks
   from mqa_repro.evaluation.bleu import bleu
   from mqa_repro.evaluation.split import evaluate_split
   from mqa_repro.training import checkpoint
@@ -79,7 +80,7 @@ def main(argv: Sequence[str]) -> int:
                          f'needs one hypothesis line per reference line')
     if args.workdir:
       config = checkpoint.saved_config(args.workdir, overrides, keep_shapes=True)
-      if args.bleu and config.task != 'translate':
+      if args.bleu and not tasks.get(config.task).bleu:
         raise ValueError('--bleu needs a translation run')
       from mqa_repro.data import pipeline
       data = pipeline.load_task_data(config.task, config.data, args.workdir, log=stderr)

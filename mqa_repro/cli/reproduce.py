@@ -27,6 +27,7 @@ def parse_options(argv: Sequence[str]):
   """The command line -> reproduce.Options (argparse exits with 2 on a bad flag)."""
   from mqa_repro import experiment as xp
   from mqa_repro import reproduce
+  from mqa_repro.data import datasets
   argv = list(argv)
   p = Parser('mqa-repro reproduce', __doc__, overrides='every run, after the preset\'s own changes')
   p.add_argument('--preset', required=True, choices=sorted(xp.PRESETS))
@@ -37,7 +38,7 @@ def parse_options(argv: Sequence[str]):
   p.add_argument('--steps', type=int, default=0, help="training steps per run (default: the preset's)")
   p.add_argument('--eval-sentences', type=int, default=None,
                  help="first N sentences of each eval split (0 = all; default: the preset's)")
-  p.add_argument('--data', choices=('offline', 'text', 'tfds', 'auto'), default=None,
+  p.add_argument('--data', choices=(*datasets.names(), 'auto'), default=None,
                  help="replace the preset's training text: the offline corpus, small real files under "
                       "$MQA_REPRO_DATA (text), TensorFlow Datasets' wmt14 / lm1b (tfds), or tfds when "
                       "reachable (auto)")

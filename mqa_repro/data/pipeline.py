@@ -11,15 +11,9 @@ keys): translate ``inputs, inputs_segmentation, inputs_position, targets, target
 targets_position``; lm ``targets, targets_segmentation, targets_position``. Every example ends with
 EOS; BOS is never added (the model shifts targets right and puts BOS at each segment start).
 
-Sources (``data.source``):
-  'offline'  the corpus built from package registries by :mod:`mqa_repro.corpus`
-             (``data.data_dir``; '' = ``$MQA_REPRO_CACHE/offline_corpus`` or
-             ``~/.cache/mqa_repro/offline_corpus``), built on first use;
-  'text'     local files: ``data.train_files`` / ``dev_files`` / ``test_files``, comma-separated
-             ``PREFIX`` (``PREFIX.en`` + ``PREFIX.de``) or ``.tsv`` for translate, text files for lm.
-             Relative paths not found from the working directory are looked up in ``$MQA_REPRO_DATA``;
-  'tfds'     ``data.tfds_name`` (wmt14_translate/de-en, English -> German; lm1b) via TensorFlow Datasets.
-Any source's training split can be extended with ``data.extra_train_files`` (text files as for 'text',
+Sources (``data.source``): one module each in mqa_repro/data/datasets/ ('offline': the corpus built
+from package registries by :mod:`mqa_repro.corpus`; 'text': local files; 'tfds': TensorFlow
+Datasets), all serving rows with one string per task side (tasks.Task.sides). Any source's training split can be extended with ``data.extra_train_files`` (text files as for 'text',
 read after the source's own training text; relative paths are looked up in ``$MQA_REPRO_DATA``).
 Splits: methods take 'train', 'dev' or 'test'; 'dev' / 'test' go through ``data.dev_split`` /
 ``data.test_split`` (default 'dev' / 'test': tfds validation / test, the offline corpus' dev / test).
@@ -48,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import importlib
 import itertools
 import json
 import os
@@ -61,11 +54,9 @@ import numpy as np
 from mqa_repro.data import examples as examples_lib
 from mqa_repro.data import packing, sources
 from mqa_repro.data.examples import Examples
-from mqa_repro.data.tokenizer import Tokenizer, interleave, train_sentencepiece
-
-TASKS = ('translate', 'lm')
-SOURCES = ('offline', 'text', 'tfds')
-CACHE_ENV = 'MQA_REPRO_CACHE'
+from mqa_repro import tasks
+from mqa_repro.data import datasets
+from mqa_repro.data.tokenizer import Tokenizer, train_sentencepiece
 REQUIRED_FIELDS = ('source', 'data_dir', 'train_files', 'dev_files', 'test_files', 'tfds_name',
                    'tfds_data_dir', 'vocab_size', 'vocab_path', 'spm_max_sentences', 'max_length', 'pack',
                    'batch_size', 'eval_batch_size', 'seed', 'max_train_examples', 'max_eval_examples',
@@ -84,7 +75,7 @@ def default_data_config(task: str = 'translate') -> ml_collections.ConfigDict:
   d.extra_train_files = ''
   d.dev_files = ''
   d.test_files = ''
-  d.tfds_name = 'wmt14_translate/de-en' if task == 'translate' else 'lm1b'
+  d.tfds_name = tasks.get(task).tfds_name
   d.tfds_data_dir = ''
   d.vocab_size = 32000
   d.vocab_path = ''
@@ -101,103 +92,15 @@ def default_data_config(task: str = 'translate') -> ml_collections.ConfigDict:
   return d
 
 
-def default_offline_dir() -> Path:
-  root = os.environ.get(CACHE_ENV)
-  return (Path(root).expanduser() if root else Path.home() / '.cache' / 'mqa_repro') / 'offline_corpus'
-
-
 # --------------------------------------------------------------------------------------------------
-# Text sources: rows of one split + a fingerprint that changes whenever the text does.
-
-
-class _FileSource:
-  """Local files per split (the 'text' source, and the offline corpus once its files exist)."""
-
-  def __init__(self, task: str, specs: dict[str, list], log: Log, origin: str):
-    self.task, self.specs, self.log, self.origin = task, specs, log, origin
-    self._reported: set[str] = set()
-
-  def _report(self, message: str) -> None:
-    """The reader's skip counts, each once: a training file is read twice (vocabulary, then
-    tokens), and both reads end with the same message."""
-    if message not in self._reported:
-      self._reported.add(message)
-      self.log(message)
-
-  def _specs(self, split: str) -> list:
-    if not self.specs.get(split):
-      raise ValueError(f"no files for split {split!r} ({self.origin}); known splits: "
-                       f"{sorted(k for k, v in self.specs.items() if v)}")
-    return self.specs[split]
-
-  def rows(self, split: str) -> Rows:
-    for spec in self._specs(split):
-      if self.task == 'translate':
-        yield from sources.read_parallel(spec, log=self._report)
-      else:
-        yield from ((s,) for s in sources.read_monolingual(spec, log=self._report))
-
-  def files(self, split: str) -> list[Path]:
-    out = []
-    for spec in self._specs(split):
-      if self.task == 'translate':
-        p = sources.parallel_paths(spec)
-        out += [p] if isinstance(p, Path) else list(p)
-      else:
-        out.append(sources.existing_file(spec))
-    return out
-
-  def fingerprint(self, split: str) -> str:
-    return 'files:' + sources.fingerprint_files(self.files(split))
-
-  def describe(self, split: str) -> str:
-    return ', '.join(str(p) for p in self.files(split))
-
-
-class _TfdsSource:
-
-  def __init__(self, task: str, name: str, data_dir: str):
-    self.task, self.name, self.data_dir = task, name, data_dir or None
-
-  def rows(self, split: str) -> Rows:
-    from mqa_repro.data import tfds_source  # imports TensorFlow lazily, only for this source
-    if self.task == 'translate':
-      return tfds_source.translation_pairs(split, name=self.name, data_dir=self.data_dir)
-    return ((s,) for s in tfds_source.lm_sentences(split, name=self.name, data_dir=self.data_dir))
-
-  def fingerprint(self, split: str) -> str:
-    from mqa_repro.data import tfds_source
-    return tfds_source.fingerprint(self.name, split, self.data_dir)
-
-  def describe(self, split: str) -> str:
-    return f'tfds {self.name} [{split}]'
-
-
-def _text_source(task: str, cfg: ml_collections.ConfigDict, log: Log) -> _FileSource:
-  data_dir = sources.resolve_data_dir(None)
-  specs = {}
-  for split, field in (('train', 'train_files'), ('dev', 'dev_files'), ('test', 'test_files')):
-    specs[split] = [sources.resolve_text_path(s, data_dir) for s in sources.split_specs(cfg[field])]
-  specs['validation'] = specs['dev']
-  return _FileSource(task, specs, log, "data.source='text': set data.train_files / dev_files / test_files")
-
-
-def _offline_source(task: str, cfg: ml_collections.ConfigDict, log: Log) -> _FileSource:
-  # The builder lives in its own package (and may download packages); import it only when used.
-  corpus = importlib.import_module('mqa_repro.corpus')
-  out_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_offline_dir()
-  # Always ask the builder: it returns at once when its manifest is up to date, and it alone knows
-  # whether files left by an interrupted or older build are complete.
-  corpus.build_offline_corpus(out_dir, log=log)
-  specs = {split: [p] for split, p in corpus.offline_corpus_paths(out_dir)[task].items()}
-  specs['validation'] = specs.get('dev', [])
-  return _FileSource(task, specs, log, f"offline corpus in {out_dir}")
+# Text sources (mqa_repro.data.datasets): rows of one split + a fingerprint that changes whenever the
+# text does.
 
 
 class _ExtendedSource:
   """A source whose training split continues with extra text files (``data.extra_train_files``)."""
 
-  def __init__(self, base, extra: _FileSource):
+  def __init__(self, base, extra: sources.FileSource):
     self.base, self.extra = base, extra
 
   def rows(self, split: str) -> Rows:
@@ -213,20 +116,20 @@ class _ExtendedSource:
     own = self.base.describe(split)
     return own + ', ' + self.extra.describe('train') if split == 'train' else own
 
+  def files(self, split: str) -> list[Path]:
+    own = self.base.files(split)
+    return own + self.extra.files('train') if split == 'train' else own
+
 
 def _make_source(task: str, cfg: ml_collections.ConfigDict, log: Log):
-  if cfg.source == 'text':
-    base = _text_source(task, cfg, log)
-  elif cfg.source == 'offline':
-    base = _offline_source(task, cfg, log)
-  else:
-    base = _TfdsSource(task, cfg.tfds_name, cfg.tfds_data_dir)
+  spec = tasks.get(task)
+  base = datasets.make(spec, cfg, log)
   extra = sources.split_specs(cfg.get('extra_train_files', ''))
   if not extra:
     return base
   data_dir = sources.resolve_data_dir(None)
   specs = {'train': [sources.resolve_text_path(s, data_dir) for s in extra]}
-  return _ExtendedSource(base, _FileSource(task, specs, log, 'data.extra_train_files'))
+  return _ExtendedSource(base, sources.FileSource(spec, specs, log, 'data.extra_train_files'))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,13 +256,11 @@ class TaskData:
     return [int(words[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
   def eval_texts(self, split: str) -> tuple[list[str], list[str]]:
-    """translate: (English sources, German references); lm: (sentences, sentences). ALL sentences of
-    the split (up to max_eval_examples), including those too long for eval_batches."""
+    """(the first side's text, the last side's): translate (English sources, German references); lm
+    (sentences, the same sentences). ALL sentences of the split (up to max_eval_examples),
+    including those too long for eval_batches."""
     rows = self._eval_rows(self.split_name(split))
-    if self.task == 'translate':
-      return [r[0] for r in rows], [r[1] for r in rows]
-    sentences = [r[0] for r in rows]
-    return sentences, list(sentences)
+    return [r[0] for r in rows], [r[-1] for r in rows]
 
   def summary(self, split: str) -> dict:
     """What a split holds, for results records: where it came from, examples read and kept (those
@@ -381,13 +282,12 @@ class TaskData:
 
 
 def _validate(task: str, cfg: ml_collections.ConfigDict, host_index: int, host_count: int) -> None:
-  if task not in TASKS:
-    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+  tasks.get(task)
   missing = [f for f in REQUIRED_FIELDS if f not in cfg]
   if missing:
     raise ValueError(f"data config lacks fields {missing} (see mqa_repro.data.pipeline.default_data_config)")
-  if cfg.source not in SOURCES:
-    raise ValueError(f"data.source must be one of {SOURCES}, got {cfg.source!r}")
+  if cfg.source not in datasets.names():
+    raise ValueError(f"data.source must be one of {tuple(datasets.names())}, got {cfg.source!r}")
   if not 0 <= host_index < host_count:
     raise ValueError(f"host_index {host_index} is not in [0, host_count={host_count})")
   if cfg.batch_size < 1 or cfg.batch_size % host_count:
@@ -409,7 +309,7 @@ def _load_tokenizer(task: str, cfg: ml_collections.ConfigDict, workdir: Path, so
     rows = source.rows('train')
     if cfg.max_train_examples:
       rows = itertools.islice(rows, cfg.max_train_examples)
-    sentences = interleave(rows) if task == 'translate' else (r[0] for r in rows)
+    sentences = itertools.chain.from_iterable(rows)   # both languages: one shared vocabulary
     tok = train_sentencepiece(sentences, cfg.vocab_size, workdir / 'vocab.model',
                               max_sentences=cfg.spm_max_sentences, seed=cfg.seed)
     log(f"data: wrote {tok.model_path} ({tok.vocab_size} pieces)")

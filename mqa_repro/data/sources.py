@@ -242,6 +242,55 @@ def split_specs(value: str | Sequence[str]) -> list[str]:
   return [v.strip() for v in value if v and v.strip()]
 
 
+class FileSource:
+  """Local files per split: a data source (mqa_repro.data.datasets) over ``specs`` {split: [spec]},
+  each spec a parallel file (two task sides) or a text file (one side)."""
+
+  def __init__(self, task, specs: dict[str, list], log: Log, origin: str):
+    self.task, self.specs, self.log, self.origin = task, specs, log, origin
+    self._reported: set[str] = set()
+
+  def _report(self, message: str) -> None:
+    """The reader's skip counts, each once: a training file is read twice (vocabulary, then
+    tokens), and both reads end with the same message."""
+    if message not in self._reported:
+      self._reported.add(message)
+      self.log(message)
+
+  def _specs(self, split: str) -> list:
+    if not self.specs.get(split):
+      raise ValueError(f"no files for split {split!r} ({self.origin}); known splits: "
+                       f"{sorted(k for k, v in self.specs.items() if v)}")
+    return self.specs[split]
+
+  @property
+  def _parallel(self) -> bool:
+    return len(self.task.sides) == 2
+
+  def rows(self, split: str) -> Iterator[tuple[str, ...]]:
+    for spec in self._specs(split):
+      if self._parallel:
+        yield from read_parallel(spec, log=self._report)
+      else:
+        yield from ((s,) for s in read_monolingual(spec, log=self._report))
+
+  def files(self, split: str) -> list[Path]:
+    out = []
+    for spec in self._specs(split):
+      if self._parallel:
+        p = parallel_paths(spec)
+        out += [p] if isinstance(p, Path) else list(p)
+      else:
+        out.append(existing_file(spec))
+    return out
+
+  def fingerprint(self, split: str) -> str:
+    return 'files:' + fingerprint_files(self.files(split))
+
+  def describe(self, split: str) -> str:
+    return ', '.join(str(p) for p in self.files(split))
+
+
 def fingerprint_files(paths: Sequence[PathLike]) -> str:
   """sha256 over the files' names and contents: keys the token cache, so edited data is re-tokenized."""
   h = hashlib.sha256()

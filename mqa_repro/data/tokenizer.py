@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -153,8 +152,3 @@ def train_sentencepiece(sentences: Iterable[str], vocab_size: int, model_path: s
     f.write(proto.getvalue())
   os.replace(tmp, model_path)
   return Tokenizer(proto.getvalue(), model_path)
-
-
-def interleave(pairs: Iterable[tuple[str, str]]) -> Iterator[str]:
-  """(en, de) pairs -> en, de, en, de, ...: the shared-vocabulary training stream for translation."""
-  return itertools.chain.from_iterable(pairs)

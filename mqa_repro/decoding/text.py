@@ -47,15 +47,78 @@ def _pad_rows(seqs: Sequence[Sequence[int]], rows: int, length: int, filler: Seq
   return out
 
 
+class _Translate:
+  """A source sentence -> its translation (tasks.Task.decoding 'translate')."""
+  filler = [EOS_ID]           # a batch's dummy rows: an empty source
+
+  @staticmethod
+  def fit(ids: list[int], max_length: int) -> tuple[list[int], bool]:
+    """Sources end with EOS, as in training; an over-long one keeps its first tokens and its EOS."""
+    ids = ids + [EOS_ID]
+    return (ids[:max_length - 1] + [EOS_ID], True) if len(ids) > max_length else (ids, False)
+
+  @staticmethod
+  def capped(lengths: list[int], max_length: int, a: float, b: int) -> int:
+    from mqa_repro.decoding import batch
+    return batch.capped_lengths(lengths, max_length, a, b) if lengths else 0
+
+  @staticmethod
+  def loop(width: int, max_length: int, a: float, b: int, max_new_tokens: int) -> int:
+    from mqa_repro.decoding import batch
+    return min(max_length, batch.round_up(int(a * width + b), 8))
+
+  @staticmethod
+  def run(model, params, tokens, *, a: float, b: int, max_new_tokens: int, **kwargs) -> Any:
+    from mqa_repro.decoding import batch
+    return batch.translate_batch(model, params, tokens, max_len_a=a, max_len_b=b, **kwargs)
+
+  @staticmethod
+  def output_start(ids: list[int]) -> int:
+    return 0
+
+
+class _Continue:
+  """A prompt -> its continuation (tasks.Task.decoding 'continue'); the output is the new tokens."""
+  filler: list[int] = []
+
+  @staticmethod
+  def fit(ids: list[int], max_length: int) -> tuple[list[int], bool]:
+    """Room for at least one new token; an over-long prompt keeps its last tokens."""
+    limit = max_length - 1
+    return (ids[-limit:], True) if len(ids) > limit else (ids, False)
+
+  @staticmethod
+  def capped(lengths: list[int], max_length: int, a: float, b: int) -> int:
+    return 0
+
+  @staticmethod
+  def loop(width: int, max_length: int, a: float, b: int, max_new_tokens: int) -> int:
+    from mqa_repro.decoding import batch
+    return min(max_length, batch.round_up(width + max_new_tokens, 8))
+
+  @staticmethod
+  def run(model, params, tokens, *, a: float, b: int, max_new_tokens: int, **kwargs) -> Any:
+    from mqa_repro.decoding import batch
+    return batch.continue_batch(model, params, tokens, max_new_tokens=max_new_tokens, **kwargs)
+
+  @staticmethod
+  def output_start(ids: list[int]) -> int:
+    return len(ids)
+
+
+DECODINGS = {'translate': _Translate, 'continue': _Continue}
+
+
 def _decode(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str], *, beam_size: int,
             alpha: float, batch_size: int, max_len_a: float | None, max_len_b: int | None,
             max_new_tokens: int, nbest: int, log: Log, progress: Progress | None, mesh
             ) -> tuple[list[list[tuple[str, float | None]]], DecodeStats]:
   """Every line's hypotheses as [(text, beam score)] ([(text, None)] without `nbest`), and stats."""
+  from mqa_repro import tasks
   from mqa_repro.decoding import batch as decode
   from mqa_repro.nn.transformer import make_model
 
-  task = config.task
+  how = DECODINGS[tasks.get(config.task).decoding]
   model = make_model(config, dropout_rate=0.0, attention_dropout_rate=0.0, relu_dropout_rate=0.0)
   max_length = model.spec.max_length
   a = config.decode.max_len_a if max_len_a is None else max_len_a
@@ -67,57 +130,35 @@ def _decode(config, params: Any, tokenizer: Tokenizer, lines: Sequence[str], *, 
     rules = sharding.resolve_rules(config, mesh, log=lambda m: None)
 
   keep = [i for i, line in enumerate(lines) if line.strip()]
-  encoded = tokenizer.encode_batch([lines[i] for i in keep]) if keep else []
-  truncated = 0
-  seqs: list[list[int]] = []
-  for ids in encoded:
-    if task == 'translate':
-      ids = list(ids) + [EOS_ID]                     # sources end with EOS, as in training
-      limit = max_length
-    else:
-      limit = max_length - 1                         # leave room for at least one new token
-    if len(ids) > limit:
-      truncated += 1
-      ids = ids[:limit - 1] + [EOS_ID] if task == 'translate' else ids[-limit:]
-    seqs.append(ids)
+  fitted = [how.fit(list(ids), max_length)
+            for ids in (tokenizer.encode_batch([lines[i] for i in keep]) if keep else [])]
+  seqs = [ids for ids, _ in fitted]
+  truncated = sum(cut for _, cut in fitted)
   if truncated:
     log(f'decode: WARNING: {truncated} of {len(lines)} inputs longer than the model\'s max_length '
         f'{max_length} were truncated')
-  capped = 0
-  if task == 'translate' and seqs:
-    capped = decode.capped_lengths([len(s) for s in seqs], max_length, a, b)
-    if capped:
-      log(f'decode: WARNING: {capped} of {len(seqs)} sources may decode at most max_length='
-          f'{max_length} tokens instead of {a}·len+{b}')
+  capped = how.capped([len(ids) for ids in seqs], max_length, a, b)
+  if capped:
+    log(f'decode: WARNING: {capped} of {len(seqs)} sources may decode at most max_length='
+        f'{max_length} tokens instead of {a}·len+{b}')
 
   # Longest first: the first batch is the slowest and the largest, so a bad size fails at once.
   order = sorted(range(len(seqs)), key=lambda j: -len(seqs[j]))
   outputs: list[list[tuple[str, float | None]]] = [[('', None)] * max(nbest, 1) for _ in lines]
   start, new_tokens = time.perf_counter(), 0
-  filler = [EOS_ID] if task == 'translate' else []
   rows = max(1, min(batch_size, len(order)))
-  longest = max((len(s) for s in seqs), default=1)
+  longest = max((len(ids) for ids in seqs), default=1)
   width = min(max_length, decode.round_up(longest, WIDTH_MULTIPLE))
-  if task == 'translate':
-    loop = min(max_length, decode.round_up(int(a * width + b), 8))
-  else:
-    loop = min(max_length, decode.round_up(width + max_new_tokens, 8))
+  loop = how.loop(width, max_length, a, b, max_new_tokens)
   for first in range(0, len(order), rows):
     chunk = order[first:first + rows]
-    batch = _pad_rows([seqs[j] for j in chunk], rows, width, filler)
-    if task == 'translate':
-      out = decode.translate_batch(model, params, batch, beam_size=beam_size, alpha=alpha,
-                                   max_len_a=a, max_len_b=b, vocab_size=tokenizer.vocab_size,
-                                   max_len=loop, nbest=nbest, mesh=mesh, rules=rules)
-    else:
-      out = decode.continue_batch(model, params, batch, max_new_tokens=max_new_tokens,
-                                  beam_size=beam_size, alpha=alpha,
-                                  vocab_size=tokenizer.vocab_size, max_len=loop, nbest=nbest,
-                                  mesh=mesh, rules=rules)
+    out = how.run(model, params, _pad_rows([seqs[j] for j in chunk], rows, width, how.filler),
+                  a=a, b=b, max_new_tokens=max_new_tokens, beam_size=beam_size, alpha=alpha,
+                  vocab_size=tokenizer.vocab_size, max_len=loop, nbest=nbest, mesh=mesh,
+                  rules=rules)
     tokens, scores = out if nbest else (out[:, None], None)           # [R, n, T], [R, n]
     for r, j in enumerate(chunk):
-      skip = 0 if task == 'translate' else len(seqs[j])               # an LM's output: new tokens
-      hyps = [tokens[r, k, skip:] for k in range(tokens.shape[1])]
+      hyps = [tokens[r, k, how.output_start(seqs[j]):] for k in range(tokens.shape[1])]
       new_tokens += int(np.sum(hyps[0] != PAD_ID))
       outputs[keep[j]] = [(tokenizer.decode(h), None if scores is None else float(scores[r, k]))
                           for k, h in enumerate(hyps)]

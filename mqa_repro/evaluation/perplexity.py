@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mqa_repro import tasks
 from mqa_repro.report.records import Perplexity
 from mqa_repro.training import losses
 
@@ -72,7 +73,7 @@ def perplexity(config, params: Any, data, split: str = 'dev', batch_size: int | 
   s = score(model, params, data.eval_batches(split, batch_size), mesh, rules)
   out: Perplexity = {'split': split, 'nll_sum': s['nll_sum'], 'tokens': int(s['tokens']),
                      'ln_ppl_per_subword': losses.log_ppl(s['nll_sum'], s['tokens'])}
-  if config.task == 'lm':
+  if tasks.get(config.task).word_perplexity:
     words = data.word_count(split)
     out.update(words=int(words), word_perplexity=losses.word_perplexity(s['nll_sum'], words))
   return out

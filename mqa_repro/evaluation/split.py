@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from mqa_repro import tasks
 from mqa_repro.evaluation.bleu import bleu
 from mqa_repro.evaluation.perplexity import perplexity
 
@@ -19,8 +20,8 @@ def evaluate_split(config, params: Any, tokenizer, data, split: str = 'dev', *,
                             'perplexity': perplexity(config, params, data, split, batch_size, mesh)}
   if not with_bleu:
     return result, None
-  if config.task != 'translate':
-    raise ValueError('--bleu needs a translation run')
+  if not tasks.get(config.task).bleu:
+    raise ValueError(f'BLEU needs a translation run, not {config.task!r}')
   from mqa_repro.decoding import text
   sources, references = data.eval_texts(split)
   hyps, stats = text.decode_lines(config, params, tokenizer, sources,

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from mqa_repro import tasks
 from mqa_repro.data.tokenizer import BOS_ID, PAD_ID
 from mqa_repro.nn import kv_cache
 from mqa_repro.nn.attention import Attention
@@ -298,12 +299,12 @@ def make_model(config: ml_collections.ConfigDict, **overrides: Any) -> Transform
 
 
 def dummy_batch(task: str, batch: int = 2, length: int = 8) -> dict[str, np.ndarray]:
+  """A batch of the task's keys (one token, segment and position array per side), all ones."""
   tokens = np.ones((batch, length), np.int32)
-  out = {'targets': tokens, 'targets_segmentation': tokens, 'targets_position':
-         np.broadcast_to(np.arange(length, dtype=np.int32), (batch, length)).copy()}
-  if task == 'translate':
-    out.update({'inputs': tokens, 'inputs_segmentation': tokens,
-                'inputs_position': out['targets_position']})
+  positions = np.broadcast_to(np.arange(length, dtype=np.int32), (batch, length)).copy()
+  out = {}
+  for side in reversed(tasks.get(task).sides):
+    out.update({side: tokens, f'{side}_segmentation': tokens, f'{side}_position': positions})
   return out
 
 

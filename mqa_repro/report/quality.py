@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from mqa_repro import config as cfg
 from mqa_repro import experiment as xp
+from mqa_repro import tasks
 from mqa_repro.report import records
 from mqa_repro.report.format import distinct as _distinct
 from mqa_repro.report.format import md_table, params_text, pyplot
@@ -79,7 +80,7 @@ def load_rows(results: Path) -> dict[str, list[Row]]:
   runs: dict[tuple[str, str], list[dict]] = {}
   for r in records.load_runs(results):
     runs.setdefault((r['task'], r['row']), []).append(r)
-  out: dict[str, list[Row]] = {'translate': [], 'lm': []}
+  out: dict[str, list[Row]] = {task: [] for task in tasks.TASKS}
   for task in out:
     names = [row for t, row in runs if t == task]
     for name in xp.rows_in_table(task, names):
@@ -265,7 +266,7 @@ def table1(results: Path, rows: Sequence[Row], group: str, log: Log) -> tuple[li
   return lines, [path, runs_path]
 
 
-def table3(results: Path, rows: Sequence[Row], group: str) -> tuple[list[str], list[Path]]:
+def table3(results: Path, rows: Sequence[Row], group: str, log: Log) -> tuple[list[str], list[Path]]:
   dev = split_name(rows, group, 'dev')
   base = next((r for r in rows if r.row == 'mha'), None)
   header = ['attention', 'h', 'd_k = d_v', 'd_ff', 'params', 'seeds', f'PPL per word, {dev}',
@@ -366,12 +367,12 @@ def plot_rows(path: Path, title: str, rows: Sequence[Row],
 def plot_curves(path: Path, title: str, by_task: dict[str, Sequence[Row]]) -> Path | None:
   """Dev ln(PPL) during training (the in-training eval curve; the training NLL where a run has none),
   all rows of a table on one axis, every seed a line in its variant's colour."""
-  tasks = [t for t, rows in by_task.items() if rows]
-  if not tasks:
+  shown = [t for t, rows in by_task.items() if rows]
+  if not shown:
     return None
   plt = pyplot()
-  fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 4.4), squeeze=False)
-  for ax, task in zip(axes[0], tasks):
+  fig, axes = plt.subplots(1, len(shown), figsize=(6.2 * len(shown), 4.4), squeeze=False)
+  for ax, task in zip(axes[0], shown):
     kind = set()
     for row in by_task[task]:
       for j, r in enumerate(row.runs):
@@ -382,7 +383,7 @@ def plot_curves(path: Path, title: str, by_task: dict[str, Sequence[Row]]) -> Pa
           ax.plot(steps, vals, color=colour(row.row), lw=1.2, alpha=0.9 if j == 0 else 0.45,
                   label=row.label + (f" (h{row.model['h']}, d_k {row.model['d_k']})" if j == 0 else None)
                   if j == 0 else None)
-    ax.set_title(('WMT' if task == 'translate' else 'LM') + ' — one line per run, colour per variant',
+    ax.set_title(tasks.get(task).title + ' — one line per run, colour per variant',
                  fontsize=9)
     ax.set_xlabel('step')
     ax.set_ylabel('ln(PPL) per subword, ' + (' / '.join(sorted(kind)) or 'dev'))
@@ -401,7 +402,6 @@ def plot_curves(path: Path, title: str, by_task: dict[str, Sequence[Row]]) -> Pa
 SOURCE_TEXT = {'offline': 'the offline corpus built from package-registry text (not WMT14 / lm1b)',
                'text': 'local text files (under $MQA_REPRO_DATA)',
                'tfds': 'TensorFlow Datasets wmt14_translate/de-en / lm1b'}
-TASK_TITLE = {'translate': 'Table 1 — WMT14 EN→DE', 'lm': 'Table 3 — Billion-Word LM, perplexity per word'}
 
 
 def setting_lines(results: Path, task: str, rows: Sequence[Row]) -> list[str]:
@@ -409,9 +409,9 @@ def setting_lines(results: Path, task: str, rows: Sequence[Row]) -> list[str]:
   runs = [r for row in rows for r in row.runs]
   prov = [r.get('provenance', {}) for r in runs]
   m, t = runs[0]['model'], runs[0]['train']
-  layers = f"{m['layers'][0]}+{m['layers'][1]} layers" if task == 'translate' else f"{m['layers'][1]} layers"
-  tokens = f"{t['batch_size']} × {t['max_length']}" + (f" + {t['batch_size']} × {t['max_length']}"
-                                                        if task == 'translate' else '')
+  spec = tasks.get(task)
+  layers = f"{m['layers'][0]}+{m['layers'][1]} layers" if spec.encoder else f"{m['layers'][1]} layers"
+  tokens = ' + '.join([f"{t['batch_size']} × {t['max_length']}"] * len(spec.sides))
   recipe = lambda k: _distinct(r['train'].get('recipe', {}).get(k, '?') for r in runs)  # noqa: E731
   lines = [
       f"- **Scale**: size `{_distinct(r['size'] for r in runs)}`: d_model {m['d_model']}, {layers}, "
@@ -463,15 +463,21 @@ def coverage_line(rows: Sequence[Row], group: str) -> str:
   return '- **Coverage**: ' + '; '.join(parts) + '.' if parts else ''
 
 
+# Per paper table: the differences from multi-head stated under it, as (metric path, role, lower is
+# better, name, digits), and the quality plot's panels, as (role, label, metric path, y label).
+DIFFERENCES = {1: ((('ln_ppl',), 'dev', True, 'ln(PPL)', 3),
+                   (('bleu', 'greedy', 'intl', 'score'), 'test', False, 'BLEU test greedy', 2)),
+               3: ((('ln_ppl',), 'dev', True, 'ln(PPL)', 3),)}
+PANELS = {1: (('dev', 'ln(PPL) per subword', ('ln_ppl',), 'ln(PPL)'),
+              ('test', 'BLEU greedy (tok intl)', ('bleu', 'greedy', 'intl', 'score'), 'BLEU')),
+          3: (('dev', 'perplexity per word', ('word_ppl',), 'PPL'),)}
+TABLES = {1: table1, 3: table3}
+
+
 def differences_lines(rows: Sequence[Row], group: str, task: str) -> list[str]:
   """Each row minus multi-head, with the verdict against the seed noise."""
-  if task == 'translate':
-    metrics = [(('ln_ppl',), 'dev', True, 'ln(PPL)', 3),
-               (('bleu', 'greedy', 'intl', 'score'), 'test', False, 'BLEU test greedy', 2)]
-  else:
-    metrics = [(('ln_ppl',), 'dev', True, 'ln(PPL)', 3)]
   out = []
-  for metric, role, lower, name, digits in metrics:
+  for metric, role, lower, name, digits in DIFFERENCES[tasks.get(task).table]:
     diffs = differences(rows, group, metric, role, lower)
     if diffs:
       out.append(f'- **{name} minus multi-head** (± s.e. of the difference of seed means): ' + '; '.join(
@@ -487,23 +493,20 @@ def sections(results: Path, log: Log = print) -> tuple[dict[str, list[str]], lis
   md: dict[str, list[str]] = {}
   written: list[Path] = []
   for task, rows in by_task.items():
+    spec = tasks.get(task)
     lines: list[str] = []
-    paper = xp.PAPER_TABLE1 if task == 'translate' else xp.PAPER_TABLE3
-    missing = [cfg.ROWS[task][n].label + ('' if n == 'mha' else f' ({n})') for n in paper
-               if n not in {r.row for r in rows}]
+    missing = [cfg.ROWS[task][n].label + ('' if n == 'mha' else f' ({n})')
+               for n in xp.PAPER_TABLES[spec.table] if n not in {r.row for r in rows}]
     if not rows:
-      md[task] = [f'## {TASK_TITLE[task]}', '', '*Ours: not run.*', '']
+      md[task] = [f'## {spec.table_title}', '', '*Ours: not run.*', '']
       continue
     groups = eval_groups(rows)
     for n, (group, description) in enumerate(groups):
       suffix = chr(ord('a') + n) if len(groups) > 1 else ''
-      title = TASK_TITLE[task].replace('Table 1', f'Table 1{suffix}').replace('Table 3', f'Table 3{suffix}')
+      title = spec.table_title.replace(f'Table {spec.table}', f'Table {spec.table}{suffix}')
       lines += [f'## {title}: {description}', '']
       lines += setting_lines(results, task, rows) + [coverage_line(rows, group), '']
-      if task == 'translate':
-        table, paths = table1(results, rows, group, log)
-      else:
-        table, paths = table3(results, rows, group)
+      table, paths = TABLES[spec.table](results, rows, group, log)
       lines += table + ['']
       lines += differences_lines(rows, group, task) + ['']
       if missing:
@@ -514,18 +517,12 @@ def sections(results: Path, log: Log = print) -> tuple[dict[str, list[str]], lis
   for task, rows in by_task.items():
     if not rows:
       continue
-    groups = [g for g, _ in eval_groups(rows)]
-    if task == 'translate':
-      panels = [(g, role, f'{split_name(rows, g, role)}: {label}', metric, ylabel)
-                for g in groups for role, label, metric, ylabel in (
-                    ('dev', 'ln(PPL) per subword', ('ln_ppl',), 'ln(PPL)'),
-                    ('test', 'BLEU greedy (tok intl)', ('bleu', 'greedy', 'intl', 'score'), 'BLEU'))]
-    else:
-      panels = [(g, 'dev', f'{split_name(rows, g, "dev")}: perplexity per word', ('word_ppl',), 'PPL')
-                for g in groups]
+    spec = tasks.get(task)
+    panels = [(g, role, f'{split_name(rows, g, role)}: {label}', metric, ylabel)
+              for g, _ in eval_groups(rows) for role, label, metric, ylabel in PANELS[spec.table]]
     device = _distinct(r.get('provenance', {}).get('device_kind', '?') for row in rows for r in row.runs)
-    name = 'quality_wmt.png' if task == 'translate' else 'quality_lm.png'
-    title = (f"{'WMT' if task == 'translate' else 'LM'} rows, size {rows[0].runs[0]['size']} "
+    name = f'quality_{spec.prefix}.png'
+    title = (f"{spec.title} rows, size {rows[0].runs[0]['size']} "
              f"(d_model {rows[0].model['d_model']}), {device}: each dot a seed, bar = mean")
     path = plot_rows(results / name, title, rows, panels)
     if path:

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mqa_repro import config as cfg
+from mqa_repro import tasks
 from mqa_repro.decoding import batch as decode_batch
 from mqa_repro.decoding import search
 from mqa_repro.nn import kv_cache
@@ -40,11 +41,11 @@ def synthetic_batches(config, steps: int, seed: int = 0) -> list[dict[str, np.nd
   pos = np.concatenate([np.arange(half), np.arange(length - half)]).astype(np.int32)
   out = []
   for _ in range(steps):
-    batch = {'targets': rng.integers(4, config.model.vocab_size, (b, length)).astype(np.int32),
-             'targets_segmentation': np.tile(seg, (b, 1)), 'targets_position': np.tile(pos, (b, 1))}
-    if config.task == 'translate':
-      batch.update({'inputs': rng.integers(4, config.model.vocab_size, (b, length)).astype(np.int32),
-                    'inputs_segmentation': np.tile(seg, (b, 1)), 'inputs_position': np.tile(pos, (b, 1))})
+    batch = {}
+    for side in reversed(tasks.get(config.task).sides):     # targets drawn first
+      batch.update({side: rng.integers(4, config.model.vocab_size, (b, length)).astype(np.int32),
+                    f'{side}_segmentation': np.tile(seg, (b, 1)),
+                    f'{side}_position': np.tile(pos, (b, 1))})
     out.append(batch)
   return out
 
@@ -76,9 +77,8 @@ def run_layout(config, layout: str, batches, devices=None, timed_steps: int = 10
       jax.block_until_ready(out['loss'])
       times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
-  tokens = float(np.sum(batches[0]['targets_segmentation'] > 0))
-  if config.task == 'translate':
-    tokens += float(np.sum(batches[0]['inputs_segmentation'] > 0))
+  tokens = sum(float(np.sum(batches[0][f'{side}_segmentation'] > 0))
+               for side in reversed(tasks.get(config.task).sides))
   return {'layout': layout, 'mesh': dict(tr.mesh.shape), 'devices': tr.mesh.devices.size,
           'processes': jax.process_count(), 'losses': losses, 'step_s': step_s,
           'tokens_per_s': tokens / step_s, 'kv_sharding': str(

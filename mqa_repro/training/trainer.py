@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from mqa_repro import config as cfg
-from mqa_repro import costs
+from mqa_repro import costs, tasks
 from mqa_repro.nn import transformer as mdl
 from mqa_repro.training import checkpoint as ckpt
 from mqa_repro.training import losses
@@ -345,7 +345,7 @@ class Trainer:
         total_nll += float(out['nll_sum'])
         tokens += float(out['tokens'])
     result = {'eval_ln_ppl': losses.log_ppl(total_nll, tokens), 'eval_tokens': tokens}
-    if self.config.task == 'lm' and not limit:
+    if tasks.get(self.config.task).word_perplexity and not limit:
       words = self.data.word_count(split)
       result['eval_word_ppl'] = losses.word_perplexity(total_nll, words)
       result['eval_words'] = words
@@ -401,7 +401,7 @@ class Trainer:
     # model FLOPs of the padded step, from the dimensions (XLA's cost analysis misses cuBLAS calls)
     length = c.data.max_length
     step_flops = costs.train_flops(mdl.ModelSpec.from_config(c.model), c.data.batch_size,
-                                   length if c.task == 'translate' else 0, length)
+                                   length if tasks.get(c.task).encoder else 0, length)
     log(f'train: {c.name}: {mdl.count_params(self.abstract_params):,} parameters, mesh '
         f'{dict(self.mesh.shape)}, {jax.device_count()} x {jax.devices()[0].device_kind}, '
         f'steps {start}..{t.num_train_steps}')
