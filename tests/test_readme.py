@@ -39,3 +39,20 @@ def test_blocks_are_rendered_from_results_and_stale_ones_are_caught(tmp_path):
   (tmp_path / 'README.md').write_text('<!-- begin: nope -->\n<!-- end: nope -->\n')
   with pytest.raises(ValueError, match='nope'):
     readme.main(['--readme', str(tmp_path / 'README.md')])
+
+
+def test_a_reading_may_quote_only_numbers_its_folder_generated(tmp_path):
+  """A hand-written reading.md is checked against the folder's generated files, not against the copy
+  of itself that tables.md carries."""
+  (tmp_path / 'tables.md').write_text('# t\n\n## Reading\n\n1.234 and 9.876\n\n## Table 1\n\n| 1.234 |\n')
+  (tmp_path / 'sub').mkdir()
+  (tmp_path / 'sub' / 'uptrain.csv').write_text('run,bleu\nx,10.70123\n')
+  (tmp_path / 'reading.md').write_text('ours 1.234, uptrained 10.70, and 9.876 from nowhere\n')
+  assert readme.unsourced_numbers(tmp_path) == ['9.876']
+  (tmp_path / 'reading.md').write_text('ours 1.234, uptrained 10.70\n')
+  assert readme.unsourced_numbers(tmp_path) == []
+
+
+def test_the_committed_readings_quote_only_generated_numbers():
+  for reading in sorted(REPO.glob('results/*/reading.md')):
+    assert readme.unsourced_numbers(reading.parent) == [], reading

@@ -1,7 +1,9 @@
 """The README's numbers, generated from the committed results so that prose and files cannot drift.
 
     python -m mqa_repro.report.readme            # rewrite the generated blocks of README.md
-    python -m mqa_repro.report.readme --check    # exit 1 if a block differs from what results/ gives
+    python -m mqa_repro.report.readme --check    # exit 1 if a block differs from what results/ gives,
+                                                 # or a results/*/reading.md quotes a number no
+                                                 # generated file of its folder holds
 
 A generated block sits between ``<!-- begin: NAME -->`` and ``<!-- end: NAME -->``; everything between
 the two markers is replaced. Blocks:
@@ -140,6 +142,26 @@ def setup(root: Path) -> str:
           f"(install included).\n")
 
 
+NUMBER = re.compile(r'\d+\.\d+')
+
+
+def unsourced_numbers(results: Path) -> list[str]:
+  """The decimal numbers of ``<results>/reading.md`` (the hand-written reading) found in none of the
+  folder's generated text files (tables, CSVs, reports, at any depth; tables.md without the reading
+  it quotes); [] when all are found."""
+  reading = results / 'reading.md'
+  if not reading.is_file():
+    return []
+  texts = []
+  for f in sorted(results.rglob('*.md')) + sorted(results.rglob('*.csv')):
+    if f == reading:
+      continue
+    text = f.read_text(encoding='utf-8')
+    texts.append(re.sub(r'\n## Reading\n.*?(?=\n## )', '\n', text, flags=re.S))
+  sources = '\n'.join(texts)
+  return [n for n in NUMBER.findall(reading.read_text(encoding='utf-8')) if n not in sources]
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {'glance': glance, 'smoke': smoke, 'setup': setup}
 
 
@@ -162,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
   old = path.read_text(encoding='utf-8')
   new = render(old, path.parent)
   if args.check:
+    for reading in sorted(path.parent.glob('results/*/reading.md')):
+      missing = unsourced_numbers(reading.parent)
+      if missing:
+        print(f"{reading}: numbers found in none of the folder's generated files: {', '.join(missing)}",
+              file=sys.stderr)
+        return 1
     if new != old:
       print(f'{path}: generated blocks are stale; run python -m mqa_repro.report.readme', file=sys.stderr)
       return 1

@@ -27,6 +27,11 @@ from mqa_repro.report.speed import (kernel_table, lm_decode_table, plot_bench_sw
 Log = Callable[[str], None]
 
 
+# A results folder's written reading (hand-written prose), shown at the top of its tables.md; every
+# decimal number in it must appear in the folder's generated files (tests/test_readme.py checks).
+READING = 'reading.md'
+
+
 def write_tables(results: str | Path, log: Log = print) -> list[Path]:
   """Read `results` (rows/*.json, bench.json), write tables.md, CSVs and PNGs there; returns the paths."""
   from mqa_repro.report import quality
@@ -44,6 +49,9 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
     md += [f"Last `reproduce` invocation: {run_info.get('wall_seconds', 0) / 60:.1f} min wall time, "
            f"`{run_info['provenance'].get('command', '?')}`; speed benchmark: {run_info.get('bench', '?')}.",
            '']
+  reading = results / READING
+  if reading.is_file():
+    md += ['## Reading', '', reading.read_text(encoding='utf-8').strip(), '']
   sections, written = quality.sections(results, log)
   md += sections['translate']
   if bench is not None:
