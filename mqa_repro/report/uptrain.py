@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from mqa_repro.report import quality
+from mqa_repro.report.format import colour as variant_colour
 from mqa_repro.report.format import fmt, md_table, params_text, pyplot, write_csv
 
 Log = Callable[[str], None]
@@ -137,7 +138,7 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None) -> Path | None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
   for ax, (group, role, metric, title, _) in zip(axes, (METRICS[0], METRICS[2])):
     for g in sorted({r['variant']['kv_heads'] for r in runs}):
-      colour = quality.PALETTE[[1, 2, 4, 8].index(g) if g in (1, 2, 4, 8) else 0]
+      colour = variant_colour(f'g{g}')   # the same colour as the row with g kv heads everywhere
       for init in ('mean', 'first', 'random'):
         pts = sorted((r['variant']['alpha'], _value(r, group, role, metric)) for r in runs
                      if r['variant']['kv_heads'] == g and r['variant']['init'] == init)
@@ -177,7 +178,7 @@ def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict
     marker = INIT_STYLE[r['variant']['init']][0]
     ax.scatter(latency[g], v, marker=marker, s=40 if r['variant']['init'] == 'mean' else 60,
                facecolors='none' if r['variant']['kind'] == 'from scratch' else None,
-               color=quality.PALETTE[[1, 2, 4, 8].index(g) if g in (1, 2, 4, 8) else 0])
+               color=variant_colour(f'g{g}'))
     ax.annotate(f"G={g} {'up' if r['variant']['kind'] == 'uptrained' else 'scratch'} α={a:g}",
                 (latency[g], v), fontsize=6, xytext=(3, 3), textcoords='offset points')
   if base is not None and 8 in latency:
