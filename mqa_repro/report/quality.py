@@ -535,8 +535,12 @@ def sections(results: Path, log: Log = print) -> tuple[dict[str, list[str]], lis
       written.append(path)
       md[task] += [f'![{task} quality per row]({name})', '']
   every = [row for rows in by_task.values() for row in rows]
-  curves = plot_curves(results / 'learning_curves.png', 'Dev ln(PPL) during training (in-domain dev split) — '
-                       + hardware_text(every), by_task) if every else None
+  dev = [bool(r['train'].get('eval_curve')) for row in every for r in row.runs]
+  what = ('Dev ln(PPL) during training (in-domain dev split)' if all(dev) else
+          'Training ln(PPL) (no run recorded a dev curve)' if not any(dev) else
+          'ln(PPL) during training (dev split where a run recorded it, else training)')
+  curves = plot_curves(results / 'learning_curves.png', f'{what} — {hardware_text(every)}',
+                       by_task) if every else None
   if curves:
     written.append(curves)
   return md, written

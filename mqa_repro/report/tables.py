@@ -64,7 +64,7 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
     md += ['## Table 2', '', 'Not measured here (no bench.json; `mqa-repro bench` writes it).', '']
   md += sections['lm']
   if (results / 'learning_curves.png').is_file():
-    md += ['## Learning curves', '', '![dev ln(PPL) during training, every run](learning_curves.png)', '']
+    md += ['## Learning curves', '', '![ln(PPL) during training, every run](learning_curves.png)', '']
   sweep = plot_bench_sweeps(bench, results / 'bench_sweeps.png') if bench else None
   if sweep:
     md += ['## Speed sweeps', '', '![decoder µs/token sweeps with the roofline](bench_sweeps.png)', '']
