@@ -327,7 +327,8 @@ def hardware_text(rows: Sequence[Row]) -> str:
   """'2 × NVIDIA H200, preset gpu' of the runs behind a plot (every distinct value, ' / '-joined)."""
   prov = [r.get('provenance', {}) for row in rows for r in row.runs]
   devices = _distinct(f"{p.get('device_count', '?')} × {p.get('device_kind', '?')}" for p in prov)
-  return f"{devices}, preset {_distinct(p.get('preset', '?') for p in prov)}"
+  presets = [p['preset'] for p in prov if p.get('preset')]
+  return f"{devices}, preset {_distinct(presets)}" if presets else devices
 
 
 def scale_text(rows: Sequence[Row]) -> str:
