@@ -72,8 +72,14 @@ def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
   assert [p['x'] for p in sweeps['batch']] == [2]
   assert [p['x'] for p in sweeps['kv_heads']] == [1, 2]
   assert all(p['us_per_token'] > 0 and p['roofline_us_per_token'] > 0 for k in sweeps for p in sweeps[k])
+  # each sweep point names its shapes, which the plot and table print
+  assert all(p['live'] == p['x'] for p in sweeps['length'])
+  assert all({'batch', 'live', 'source_len', 'attention_impl', 'dtype'} <= set(p) for k in sweeps for p in sweeps[k])
+  assert [p['batch'] for p in sweeps['batch']] == [2]
   setting, lines, csv = speed.table2(result, tmp_path)
   assert any(fmt_sig(row['greedy_decoder_us_per_token']) in l for l in lines)  # our number
+  assert any('CPU: pipeline check, not a speed result' in l for l in setting)   # a CPU run says so
+  assert not any('46.0' in l for l in lines)                                    # no TPUv2 numbers
   assert csv.is_file()
 
 

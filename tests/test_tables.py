@@ -66,7 +66,7 @@ def fake_bench(variants=('mha', 'mqa')):
   return {'provenance': {'device': 'Fake GPU', 'git_commit': 'abc1234', 'jax': '0.0.test',
                          'date_utc': '2026-01-02T00:00:00+00:00'},
           'setting': {'size': 'paper', 'batch': 1024, 'source_len': 128, 'target_len': 128, 'beam': 4},
-          'hardware': {'device': 'Fake GPU', 'copy_GBps': 2670.0, 'matmul_TFLOPs': 644.0},
+          'hardware': {'device': 'Fake GPU', 'platform': 'gpu', 'copy_GBps': 2670.0, 'matmul_TFLOPs': 644.0},
           'table2': table2,
           'sweeps': {'length': sweep([128, 256, 512]), 'batch': sweep([1, 8, 64]),
                      'kv_heads': sweep([1, 2, 8])}}
@@ -97,9 +97,11 @@ def test_tables_ours_beside_paper_with_seeds(tmp_path):
   assert '+0.080' in md and 'multi-query' in md          # difference from multi-head
   # paper rows not run are named, never shown as numbers
   assert 'not run here' in md and 'multi-head local' in md and 'not run (1.427)' not in md
-  # Table 2 from bench.json, with the decoder ratio and the hardware stated
-  assert '0.100 + 2.00 (1.70 + 46.0)' in md
-  assert '8.0× (paper 12.1×)' in md and 'Fake GPU' in md
+  # Table 2 from bench.json (an accelerator): ours with device, batch and lengths; the paper's in a
+  # table of its own; the decoder ratio beside the paper's
+  assert '| multi-head | Fake GPU | 1024 / ' in md and '| 128 / 128 |' in md and '| 0.100 + 2.00 |' in md
+  assert "The paper's Table 2, for reference" in md and '| multi-head | 13.2 | 1.70 + 46.0 | 2.00 + 203 |' in md
+  assert '8.0× (paper, TPUv2: 12.1×)' in md and 'Fake GPU' in md and 'pipeline check' not in md
   # the setting above each table comes from provenance
   assert 'abc1234def' in md and '1 × cpu' in md and 'tok:intl' in md
 
@@ -112,7 +114,9 @@ def test_tables_ours_beside_paper_with_seeds(tmp_path):
   t3 = list(csv.DictReader(open(results / 'table3_offline.csv')))
   assert len(t3) == 2 and t3[0]['word_ppl_mean'] == '123.4'
   t2 = list(csv.DictReader(open(results / 'table2.csv')))
-  assert [r['variant'] for r in t2] == ['mha', 'mqa', 'mha_local', 'mqa_local']
+  assert [r['variant'] for r in t2] == ['mha', 'mqa']          # the rows measured, no 'not run' rows
+  assert t2[0]['device'] == 'Fake GPU' and t2[0]['batch'] == '1024' and t2[0]['source_len'] == '128'
+  assert t2[0]['speed_result'] == 'True' and float(t2[0]['greedy_decoder_us_per_token_paper_tpuv2']) == 46.0
 
   for png in ('quality_wmt.png', 'quality_lm.png', 'learning_curves.png', 'bench_sweeps.png'):
     assert (results / png) in written
@@ -168,3 +172,127 @@ def test_extra_rows_and_cli(tmp_path, capsys, monkeypatch):
                                     (None, '–')])
 def test_three_significant_digits(x, text):
   assert fmt_sig(x) == text
+
+
+def _table2_section(md: str) -> str:
+  return md[md.index('## Table 2'):md.index('\n## ', md.index('## Table 2') + 1)]
+
+
+def cpu_bench():
+  bench = fake_bench()
+  bench['setting'] = {'size': 'tiny', 'batch': 8, 'source_len': 16, 'target_len': 16, 'beam': 4,
+                      'beam_batch': 2, 'attention_impl': 'xla'}
+  bench['hardware'] = {'device': 'cpu', 'platform': 'cpu', 'copy_GBps': 28.0, 'matmul_TFLOPs': 0.28}
+  bench['provenance']['device'] = 'cpu'
+  return bench
+
+
+def test_table2_from_a_cpu_is_a_pipeline_check_without_the_paper_numbers(tmp_path):
+  results = write_results(tmp_path / 'cpu', [], cpu_bench())
+  tables.write_tables(results, log=lambda m: None)
+  md = (results / 'tables.md').read_text()
+  t2 = _table2_section(md)
+  assert 'CPU pipeline check, not a speed result' in t2.splitlines()[0]
+  assert '**CPU: pipeline check, not a speed result.**' in t2
+  # no TPUv2 number anywhere in the section: not in our cells, not in a table of its own, not in ratios
+  for paper in ('46.0', '203', '13.2', '3.80', '12.1×', 'TPUv2:', "The paper's Table 2"):
+    assert paper not in t2, paper
+  # every row says its device, batch and lengths
+  rows = [line for line in t2.splitlines() if line.startswith('| multi-')]
+  assert len(rows) == 2 and all('| cpu | 8 / 2 (× 4) | 16 / 16 |' in r for r in rows)
+  t2csv = list(csv.DictReader(open(results / 'table2.csv')))
+  assert all(r['speed_result'] == 'False' and r['platform'] == 'cpu' for r in t2csv)
+  assert all(r[k] == '' for r in t2csv for k in r if k.endswith('_paper_tpuv2'))
+  # the sweeps and their plot are marked the same way
+  sweeps = md[md.index('## Speed sweeps'):]
+  assert 'CPU: pipeline check, not a speed result' in sweeps
+
+
+def test_a_record_without_platform_is_not_taken_for_an_accelerator(tmp_path):
+  bench = fake_bench()
+  del bench['hardware']['platform']
+  results = write_results(tmp_path / 'r', [], bench)
+  tables.write_tables(results, log=lambda m: None)
+  t2 = _table2_section((results / 'tables.md').read_text())
+  assert 'not a speed result' in t2 and '46.0' not in t2
+
+
+def test_self_measured_ceilings_are_said_and_point_to_the_datasheet_fractions(tmp_path):
+  bench = fake_bench()
+  bench['hardware']['device'] = 'NVIDIA H100 80GB HBM3'
+  results = write_results(tmp_path / 'gpu', [], bench)
+  (results / 'h100_relabelled.json').write_text(json.dumps({'rows': [
+      {'file': 'bench.json', 'variant': 'mha', 'attention_impl': 'xla', 'greedy_us_per_token': 2.0,
+       'greedy_fraction': 0.49, 'beam_us_per_token': 8.0, 'beam_fraction': 0.15},
+      {'file': 'other.json', 'variant': 'mqa', 'attention_impl': 'xla', 'greedy_us_per_token': 0.3,
+       'greedy_fraction': 0.9}]}))
+  tables.write_tables(results, log=lambda m: None)
+  t2 = _table2_section((results / 'tables.md').read_text())
+  assert "this run's own measured ceilings" in t2 and 'datasheet H100: 3350 GB/s' in t2
+  assert 'docs/speed.md' in t2 and 'results/gpu/h100_relabelled.json' in t2
+  assert '| 0.49 / 0.15 [0.80 / 0.70] |' in t2           # datasheet fraction, own ceilings' in brackets
+  assert '| – / – [0.80 / 0.70] |' in t2                 # another timing of mqa: not taken for this one
+
+
+def test_a_point_faster_than_its_roofline_is_flagged(tmp_path):
+  from mqa_repro.report import speed
+  bench = fake_bench()
+  bench['table2'][0]['greedy_roofline_fraction'] = 1.3
+  bench['sweeps']['length'][0]['roofline_fraction'] = 1.25
+  results = write_results(tmp_path / 'r', [], bench)
+  tables.write_tables(results, log=lambda m: None)
+  md = (results / 'tables.md').read_text()
+  assert '| 1.30 ⚠ / 0.70 |' in md and '| 1.25 ⚠ |' in md
+  assert md.count(speed.OVER_ROOFLINE_NOTE) == 2          # under Table 2 and under the sweeps
+  t2 = list(csv.DictReader(open(results / 'table2.csv')))
+  assert [r['above_roofline'] for r in t2] == ['True', 'False']
+  assert speed.fraction(0.62) == '0.62' and speed.fraction(1.01) == '1.01 ⚠'
+  fig = speed.sweep_figure(bench)
+  labels = [t.get_text() for t in fig.legends[0].get_texts()]
+  assert any(label.startswith('faster than its roofline') for label in labels)
+  speed.pyplot().close(fig)
+
+
+def test_sweep_plot_one_colour_per_variant_in_every_panel_legend_outside_titles_say_the_setting():
+  from mqa_repro.report import format as fmt_lib
+  from mqa_repro.report import quality, speed
+  bench = fake_bench()
+  bench['sweeps']['kv_heads'] = [{'variant': f'g{g}', 'x': g, 'us_per_token': g * 0.1,
+                                  'roofline_us_per_token': g * 0.05, 'roofline_fraction': 0.5}
+                                 for g in (1, 2, 4, 8)]
+  fig = speed.sweep_figure(bench)
+  seen: dict[str, set] = {}
+  for ax in fig.axes:
+    assert ax.get_legend() is None                       # no legend over the points
+    assert 'batch' in ax.get_title() and 'source length 128' in ax.get_title()
+    for line in ax.get_lines():
+      label = line.get_label().replace(' roofline', '')
+      if not label.startswith('_'):
+        seen.setdefault(fmt_lib.KV_HEADS_ROW.get(int(label[1:]), label) if label[1:].isdigit() else label,
+                        set()).add(line.get_color())
+  assert seen['mha'] == {fmt_lib.colour('mha')} and seen['mqa'] == {fmt_lib.colour('mqa')}
+  assert fmt_lib.colour('g1') == fmt_lib.colour('mqa') and fmt_lib.colour('g8') == fmt_lib.colour('mha')
+  assert fmt_lib.colour('mha') != fmt_lib.colour('mqa')
+  assert quality.colour is fmt_lib.colour                 # the quality plots use the same mapping
+  assert len(fig.legends) == 1
+  title = fig._suptitle.get_text()
+  assert 'Fake GPU' in title and 'bf16' in title and 'xla' in title and 'size paper' in title
+  speed.pyplot().close(fig)
+
+
+def test_no_not_run_files_and_no_empty_plots(tmp_path):
+  # a benchmark without sweeps, no trained rows: tables.md and table2.csv only
+  bench = cpu_bench()
+  del bench['sweeps']
+  results = write_results(tmp_path / 'bench_only', [], bench)
+  written = tables.write_tables(results, log=lambda m: None)
+  assert sorted(p.name for p in results.iterdir() if p.is_file()) == ['bench.json', 'table2.csv', 'tables.md']
+  assert sorted(p.name for p in written) == ['table2.csv', 'tables.md']
+  t2 = _table2_section((results / 'tables.md').read_text())
+  assert 'not run' not in t2
+  # rows of one task only: no file for the other task's table, no plot without points
+  results = write_results(tmp_path / 'wmt_only', [fake_row('translate', 'mha', 1.5, bleu=3.0)])
+  tables.write_tables(results, log=lambda m: None)
+  names = sorted(p.name for p in results.iterdir() if p.is_file())
+  assert not [n for n in names if 'table3' in n or 'quality_lm' in n or 'none' in n or 'bench' in n]
+  assert 'quality_wmt.png' in names and 'learning_curves.png' in names

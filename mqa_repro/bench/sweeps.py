@@ -71,7 +71,10 @@ def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
     live_read = costs.mean_live(spec.window, 1, live)   # the step writes position `live`, reads it too
     cost = costs.decoder_step_cost(spec, batch, batch, s['source_len'], live_read)
     roof = costs.roofline(cost, hw)
-    out[kind].append({'variant': variant, 'x': x, 'us_per_token': sec / batch * 1e6,
+    # each point says its own shapes, so a plot or table of it can name them
+    out[kind].append({'variant': variant, 'x': x, 'batch': batch, 'live': live,
+                      'source_len': s['source_len'], 'attention_impl': attention_impl,
+                      'dtype': spec.dtype, 'us_per_token': sec / batch * 1e6,
                       'roofline_us_per_token': roof['seconds'] / batch * 1e6, 'bound': roof['bound'],
                       'roofline_fraction': roof['seconds'] / sec})
     save()

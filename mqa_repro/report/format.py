@@ -1,4 +1,5 @@
-"""What every table and plot of the report shares: markdown and CSV writers, number formats, pyplot."""
+"""What every table and plot of the report shares: markdown and CSV writers, number formats, the one
+colour per attention variant, pyplot."""
 
 from __future__ import annotations
 
@@ -53,6 +54,35 @@ def distinct(values: Iterable[Any]) -> str:
     if str(v) not in out:
       out.append(str(v))
   return ' / '.join(out) if out else '–'
+
+
+# One colour per attention variant, the same in every plot of every report (matplotlib's tab10 order,
+# indexed by the variant's place in config.ROWS['translate']): multi-head blue, multi-query red, ...
+PALETTE = ('#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f',
+           '#bcbd22', '#17becf')
+UNKNOWN_COLOUR = '#333333'
+# What a kv-heads sweep or an uptraining report calls a variant: 'g<n>' is the h = 8 row with n kv heads.
+KV_HEADS_ROW = {1: 'mqa', 2: 'gqa2', 4: 'gqa4', 8: 'mha'}
+
+
+def colour(variant: str) -> str:
+  """The colour of attention variant `variant` (a row name of config.ROWS, or 'g<n>' for n kv heads
+  at h = 8: g1 is multi-query's colour, g8 multi-head's); dark grey for anything else."""
+  from mqa_repro import config as cfg
+  if variant.startswith('g') and variant[1:].isdigit():
+    variant = KV_HEADS_ROW.get(int(variant[1:]), variant)
+  order = list(cfg.ROWS['translate'])
+  return PALETTE[order.index(variant) % len(PALETTE)] if variant in order else UNKNOWN_COLOUR
+
+
+def variant_label(variant: str) -> str:
+  """The table's label of a variant ('multi-query'), 'g2 (grouped-query g=2)' for a kv-heads point."""
+  from mqa_repro import config as cfg
+  rows = cfg.ROWS['translate']
+  if variant.startswith('g') and variant[1:].isdigit():
+    row = KV_HEADS_ROW.get(int(variant[1:]))
+    return f'{variant} ({rows[row].label})' if row else variant
+  return rows[variant].label if variant in rows else variant
 
 
 def pyplot():

@@ -27,20 +27,13 @@ from mqa_repro import config as cfg
 from mqa_repro import experiment as xp
 from mqa_repro import tasks
 from mqa_repro.report import records
+from mqa_repro.report.format import PALETTE, colour  # noqa: F401  (one colour per variant, every plot)
 from mqa_repro.report.format import distinct as _distinct
 from mqa_repro.report.format import md_table, params_text, pyplot
 from mqa_repro.report.format import write_csv as _write_csv
 
 Log = Callable[[str], None]
 BOOTSTRAP_SAMPLES = 1000
-# One colour per variant, the same in every plot (matplotlib's tab10 / tab20 order).
-PALETTE = ('#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f',
-           '#bcbd22', '#17becf')
-
-
-def colour(row: str) -> str:
-  order = list(cfg.ROWS['translate'])
-  return PALETTE[order.index(row) % len(PALETTE)] if row in order else '#333333'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,6 +323,21 @@ def differences(rows: Sequence[Row], group: str, metric: tuple[str, ...], role: 
 # Plots.
 
 
+def hardware_text(rows: Sequence[Row]) -> str:
+  """'2 × NVIDIA H200, preset gpu' of the runs behind a plot (every distinct value, ' / '-joined)."""
+  prov = [r.get('provenance', {}) for row in rows for r in row.runs]
+  devices = _distinct(f"{p.get('device_count', '?')} × {p.get('device_kind', '?')}" for p in prov)
+  presets = [p['preset'] for p in prov if p.get('preset')]
+  return f"{devices}, preset {_distinct(presets)}" if presets else devices
+
+
+def scale_text(rows: Sequence[Row]) -> str:
+  """'size gpu (d_model 512), 3500 steps' of the runs behind a plot."""
+  runs = [r for row in rows for r in row.runs]
+  return (f"size {_distinct(r['size'] for r in runs)} (d_model {_distinct(r['model']['d_model'] for r in runs)}), "
+          f"{_distinct(r['train']['steps'] for r in runs)} steps")
+
+
 def _short(row: Row) -> str:
   m = row.model
   return f"{row.row}\nh{m['h']} g{m['g']} d{m['d_k']}" + (' local' if m.get('window') else '')
@@ -383,8 +391,8 @@ def plot_curves(path: Path, title: str, by_task: dict[str, Sequence[Row]]) -> Pa
           ax.plot(steps, vals, color=colour(row.row), lw=1.2, alpha=0.9 if j == 0 else 0.45,
                   label=row.label + (f" (h{row.model['h']}, d_k {row.model['d_k']})" if j == 0 else None)
                   if j == 0 else None)
-    ax.set_title(tasks.get(task).title + ' — one line per run, colour per variant',
-                 fontsize=9)
+    ax.set_title(f'{tasks.get(task).title}, {scale_text(by_task[task])} — one line per run, colour per '
+                 f'variant', fontsize=9)
     ax.set_xlabel('step')
     ax.set_ylabel('ln(PPL) per subword, ' + (' / '.join(sorted(kind)) or 'dev'))
     ax.grid(alpha=0.3)
@@ -520,16 +528,20 @@ def sections(results: Path, log: Log = print) -> tuple[dict[str, list[str]], lis
     spec = tasks.get(task)
     panels = [(g, role, f'{split_name(rows, g, role)}: {label}', metric, ylabel)
               for g, _ in eval_groups(rows) for role, label, metric, ylabel in PANELS[spec.table]]
-    device = _distinct(r.get('provenance', {}).get('device_kind', '?') for row in rows for r in row.runs)
     name = f'quality_{spec.prefix}.png'
-    title = (f"{spec.title} rows, size {rows[0].runs[0]['size']} "
-             f"(d_model {rows[0].model['d_model']}), {device}: each dot a seed, bar = mean")
+    title = (f"{spec.title} rows — {hardware_text(rows)}, {scale_text(rows)}: each dot a seed, "
+             f"bar = mean")
     path = plot_rows(results / name, title, rows, panels)
     if path:
       written.append(path)
       md[task] += [f'![{task} quality per row]({name})', '']
-  curves = plot_curves(results / 'learning_curves.png', 'Dev ln(PPL) during training (in-domain dev split)',
-                       by_task)
+  every = [row for rows in by_task.values() for row in rows]
+  dev = [bool(r['train'].get('eval_curve')) for row in every for r in row.runs]
+  what = ('Dev ln(PPL) during training (in-domain dev split)' if all(dev) else
+          'Training ln(PPL) (no run recorded a dev curve)' if not any(dev) else
+          'ln(PPL) during training (dev split where a run recorded it, else training)')
+  curves = plot_curves(results / 'learning_curves.png', f'{what} — {hardware_text(every)}',
+                       by_task) if every else None
   if curves:
     written.append(curves)
   return md, written

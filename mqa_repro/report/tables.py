@@ -2,10 +2,13 @@
 sections (report/speed.py), each beside the paper's numbers.
 
 Writes into the results directory:
-  tables.md                    every table, each cell ``ours (paper)``, with the scale, data, recipe
-                               and hardware of our numbers stated above it (from the results'
-                               records and provenance), and each row's difference from multi-head
-                               against the seed noise;
+  tables.md                    every table, with the scale, data, recipe and hardware of our numbers
+                               stated above it (from the results' records and provenance): Tables 1
+                               and 3 with each cell ``ours (paper)`` and each row's difference from
+                               multi-head against the seed noise; Table 2 with each row's device,
+                               batch and lengths, the paper's TPUv2 numbers in a table of their own
+                               and only when ours ran on an accelerator (on a CPU: marked a pipeline
+                               check, no paper numbers);
   table1_<evalset>.csv, table3_<evalset>.csv, runs_table*_<evalset>.csv, table2.csv
                                the same with ours (mean, std over seeds) and the paper's in separate
                                columns, and every run's own numbers;
@@ -21,8 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from mqa_repro.report import records
-from mqa_repro.report.speed import (kernel_table, lm_decode_table, plot_bench_sweeps, sweep_table,
-                                    table2)
+from mqa_repro.report.speed import (kernel_table, lm_decode_table, on_accelerator, plot_bench_sweeps,
+                                    sweep_table, table2)
 
 Log = Callable[[str], None]
 
@@ -41,7 +44,7 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
   run_info = (records.load_history(results)['history'] or [{}])[-1]
 
   md = [f'# Reproduction of Shazeer (2019): `{results.name}`', '',
-        "Cells are **ours (paper)**. Our models are smaller and trained on less (and different) data "
+        "Quality cells are **ours (paper)**. Our models are smaller and trained on less (and different) data "
         "than the paper's: compare the *differences between rows* with the paper's, not the absolute "
         "numbers. BLEU: sacrebleu on detokenised text, `tok:intl` as in the paper (13a in the CSV files).",
         '']
@@ -56,7 +59,8 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
   md += sections['translate']
   if bench is not None:
     setting, lines, path = table2(bench, results)
-    md += ['## Table 2 — amortized µs per output token (training; greedy and beam-4 encoder + decoder)', '']
+    md += ['## Table 2 — amortized µs per output token (training; greedy and beam-4 encoder + decoder)'
+           + ('' if on_accelerator(bench) else ': CPU pipeline check, not a speed result'), '']
     md += setting + [''] + lines + ['']
     kernels = kernel_table(bench)
     if kernels:
@@ -68,7 +72,7 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
     md += ['## Table 2', '', 'Not measured here (no bench.json; `mqa-repro bench` writes it).', '']
   md += sections['lm']
   if (results / 'learning_curves.png').is_file():
-    md += ['## Learning curves', '', '![dev ln(PPL) during training, every run](learning_curves.png)', '']
+    md += ['## Learning curves', '', '![ln(PPL) during training, every run](learning_curves.png)', '']
   sweep = plot_bench_sweeps(bench, results / 'bench_sweeps.png') if bench else None
   if sweep:
     md += ['## Speed sweeps', '', '![decoder µs/token sweeps with the roofline](bench_sweeps.png)', '']

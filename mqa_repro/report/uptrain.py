@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Callable
 
 from mqa_repro.report import quality
+from mqa_repro.report.speed import device_text, on_accelerator
+from mqa_repro.report.format import colour as variant_colour
+from mqa_repro.report.format import distinct as _distinct
 from mqa_repro.report.format import fmt, md_table, params_text, pyplot, write_csv
 
 Log = Callable[[str], None]
@@ -137,7 +140,7 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None) -> Path | None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
   for ax, (group, role, metric, title, _) in zip(axes, (METRICS[0], METRICS[2])):
     for g in sorted({r['variant']['kv_heads'] for r in runs}):
-      colour = quality.PALETTE[[1, 2, 4, 8].index(g) if g in (1, 2, 4, 8) else 0]
+      colour = variant_colour(f'g{g}')   # the same colour as the row with g kv heads everywhere
       for init in ('mean', 'first', 'random'):
         pts = sorted((r['variant']['alpha'], _value(r, group, role, metric)) for r in runs
                      if r['variant']['kv_heads'] == g and r['variant']['init'] == init)
@@ -154,8 +157,12 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None) -> Path | None:
     ax.set_xlabel('uptraining fraction α')
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-  axes[1].legend(fontsize=7, loc='lower right')
-  fig.suptitle('Quality against uptraining fraction (converted multi-head, greedy decoding)', fontsize=10)
+  axes[1].legend(fontsize=7, loc='best')
+  every = [quality.Row(r.get('task', 'translate'), r.get('row', '?'), [r]) for r in ([base] if base else []) + runs]
+  source = f", multi-head source {base['train']['steps']} steps" if base else ''
+  fig.suptitle('Quality against uptraining fraction (converted multi-head, greedy decoding) — '
+               f"{quality.hardware_text(every)}, size {_distinct(r.get('size', '?') for r in runs)}{source}",
+               fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -177,7 +184,7 @@ def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict
     marker = INIT_STYLE[r['variant']['init']][0]
     ax.scatter(latency[g], v, marker=marker, s=40 if r['variant']['init'] == 'mean' else 60,
                facecolors='none' if r['variant']['kind'] == 'from scratch' else None,
-               color=quality.PALETTE[[1, 2, 4, 8].index(g) if g in (1, 2, 4, 8) else 0])
+               color=variant_colour(f'g{g}'))
     ax.annotate(f"G={g} {'up' if r['variant']['kind'] == 'uptrained' else 'scratch'} α={a:g}",
                 (latency[g], v), fontsize=6, xytext=(3, 3), textcoords='offset points')
   if base is not None and 8 in latency:
@@ -185,7 +192,9 @@ def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict
     ax.annotate('multi-head', (latency[8], _value(base, metric[0], metric[1], metric[2])), fontsize=7)
   ax.set_xlabel(f"greedy decoder µs/token (paper dims, batch 1024, {(bench or {}).get('hardware', {}).get('device', '?')})")
   ax.set_ylabel(metric[3])
-  ax.set_title('Quality against decoding time over G', fontsize=10)
+  device = device_text(bench)
+  ax.set_title(f'Quality against decoding time over G ({device}, bf16)'
+               + ('' if on_accelerator(bench) else '\nCPU timings: pipeline check, not a speed result'), fontsize=10)
   ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
