@@ -94,7 +94,7 @@ class Size:
 
 
 SIZES = {
-    # The paper's configurations (PAPER.md): WMT 100k steps of 128 rows, LM 136k steps of 256 rows
+    # The paper's configurations (its section 4): WMT 100k steps of 128 rows, LM 136k steps of 256 rows
     # (its code's 256 x 256 tokens). Vocab sizes fit its parameter counts: tensor2tensor's wmt32k
     # (33,708 entries) and lm1b32k (32,711) vocabularies; the paper does not state them.
     'paper': Size(d_model=1024, head_dim=128, d_ff_translate=4096, d_ff_lm=8192, encoder_layers=6,
@@ -118,7 +118,7 @@ SIZES = {
 
 # Logical axis -> mesh axis. Batch is split over data and fsdp; weights are fully sharded over fsdp
 # along `embed` and tensor-parallel over `model` along heads / mlp / vocab. `kv_heads` maps to `model`
-# only when the kv heads divide it; otherwise the sharding module replicates them (see sharding.py).
+# only when the kv heads divide it; otherwise training/sharding.py replicates them.
 DEFAULT_RULES = (
     ('batch', ('data', 'fsdp')),
     ('length', None),

@@ -2,11 +2,11 @@
 datasheet ceilings they are set against: every formula in one place.
 
 `m` below is anything with the model's fields as attributes: ``config.model`` (a ConfigDict) or a
-``model.ModelSpec``. Shape letters as in attention.py:
+``nn.transformer.ModelSpec``. Shape letters as in nn/attention.py:
 
   D model dim (d)     F FFN width (d_ff)    N query heads (h)    K key/value heads (g)
-  H query/key head dim (d_k)               V value head dim (d_v)
-  B hypotheses        S live / memory positions                 L layers
+  G query heads per kv head (h / g)        H query/key head dim (d_k)    V value head dim (d_v)
+  B hypotheses        T target length       S live / memory positions    Y vocabulary
 
 The counts follow the module's einsums, e.g. one decode step of self-attention for B hypotheses
 reads K/V of [B, S, K, H] and [B, S, K, V] and does 'BKGH,BSKH->BKGS' and 'BKGS,BSKV->BKGV' (2·B·N·S·H
@@ -38,7 +38,7 @@ def param_count(m: Any, task: str) -> int:
   """Exact parameter count of the model `m` describes (tests check it against the Flax model)."""
   d = m.d_model
   attn, ffn = attention_weights(m), 2 * d * m.d_ff
-  emb = m.vocab_size * d * (1 if m.share_embeddings else 2)   # [V, D] (+ the softmax [D, V])
+  emb = m.vocab_size * d * (1 if m.share_embeddings else 2)   # [Y, D] (+ the softmax [D, Y])
   if tasks.get(task).encoder:
     enc = m.encoder_layers * (attn + ffn + 2 * d) + d           # 2 norms per layer + final norm
     dec = m.decoder_layers * (2 * attn + ffn + 3 * d) + d       # self + cross attention, 3 norms
@@ -66,7 +66,7 @@ def train_flops(m: Any, batch: int, src: int, tgt: int) -> float:
 
   Forward per layer: 2·B·T·(attention weights + 2·D·F) for the projections and FFN, and
   2·B·N·T·S·(H + V) for 'BTKGH,BSKH->BKGTS' and 'BKGTS,BSKV->BTKGV'; cross-attention projects q and o
-  per target token and k, v per source token. Plus 2·B·T·D·V_ocab for the output softmax.
+  per target token and k, v per source token. Plus 2·B·T·D·Y for the output softmax.
   """
   d, n, k, h, v, f = m.d_model, m.num_heads, m.num_kv_heads, m.qk_dim, m.v_dim, m.d_ff
   attn_w = attention_weights(m)
@@ -99,7 +99,7 @@ def decoder_step_cost(m: Any, hyps: int, sentences: int, source_len: int, live: 
   sentences with `live` self-attention positions each (cross-attention reads all `source_len`).
 
   Weights read once per step: self-attention q, k, v, o (k, v of the new token), cross-attention q, o
-  (the memory's K/V were projected once per sentence), the FFN and the output softmax [D, V_ocab]
+  (the memory's K/V were projected once per sentence), the FFN and the output softmax [D, Y]
   (the embedding and position rows of one token are negligible). K/V: the live self-attention
   positions per hypothesis, all `source_len` memory positions per sentence (a beam's W hypotheses
   share them).
@@ -169,7 +169,8 @@ DATASHEETS = (
     ('A100-SXM4-80GB', 2039, 312),
     ('A100', 1555, 312),          # 40 GB
 )
-# MFU's peak per jax device (train.py): a TPU v2/v3 chip shows up as two devices, one per core.
+# MFU's peak per jax device (training/trainer.py): a TPU v2/v3 chip shows up as two devices, one
+# per core.
 PEAK_BF16_FLOPS = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12, 'TPU v3': 61.5e12,
                    'TPU v4': 137.5e12, 'TPU v5 lite': 197e12, 'TPU v5p': 229.5e12,
                    'TPU v6 lite': 918e12}

@@ -80,8 +80,8 @@ PRESETS = {
     'smoke': Preset(
         'smoke', 'tiny', 'tiny CPU twins of every paper row; a pipeline check, not a quality claim',
         tasks={t: TaskPlan('offline', steps=300,
-                           # 300 steps of a 0.3M-parameter model: the paper's step size 0.01 leaves it
-                           # near unigram statistics (ln PPL 5.2); 0.1 gets to 4.5 in the same time.
+                           # In 300 steps the paper's step size 0.01 leaves a 0.3M-parameter model
+                           # near unigram statistics (results/notes/presets.md).
                            overrides=('train.learning_rate=0.1',),
                            own_eval='offline corpus held-out dev / test (in-domain for our training data)')
                for t in tasks.TASKS},
@@ -92,9 +92,9 @@ PRESETS = {
         'the scaled reproduction: d_model 512 at the paper\'s depth on real text, every row within '
         '5 (WMT) / 3 (LM) minutes on one H200, 3 seeds of multi-head and multi-query',
         tasks={
-            # Steps and peak learning rate from the learning curves in results/h200/sizing*: at 3500
-            # steps (the most that fit 5 minutes with evaluation) 0.03 reaches newstest2013 ln(PPL)
-            # 2.65 against 2.82 at 0.02 and 3.18 at the paper's 0.01; 0.05 diverges.
+            # Steps and peak learning rate read off the learning curves of results/h200/sizing*
+            # (results/notes/presets.md): the most steps that fit the time budget with evaluation,
+            # at the highest peak rate that stays stable.
             'translate': TaskPlan(
                 'text', files=(('train_files', _joined('offline_corpus/en_de/train', *NEWS_TRAIN)),
                                ('dev_files', 'offline_corpus/en_de/dev'),
@@ -102,8 +102,8 @@ PRESETS = {
                 steps=3500, overrides=('train.learning_rate=0.03',),
                 own_eval='offline corpus (the fixed copy under $MQA_REPRO_DATA) held-out dev / test: '
                          'in-domain'),
-            # The paper's LM recipe has no dropout: on 7.6M tokens it overfits after ~1000 steps
-            # (results/h200/sizing); dropout 0.2 / 0.1 / 0.1 (the WMT recipe's) plateaus from ~2500.
+            # The paper's LM recipe has no dropout, which overfits this much smaller text; the WMT
+            # recipe's dropout does not (results/notes/presets.md).
             'lm': TaskPlan(
                 'offline', files=(('extra_train_files', _joined(*EXTRA_ENGLISH)),), steps=3000,
                 overrides=('model.dropout_rate=0.2', 'model.attention_dropout_rate=0.1',

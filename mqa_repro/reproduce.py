@@ -4,9 +4,9 @@
 Presets (mqa_repro.experiment; one code path, only sizes, data and budgets differ):
   smoke  CPU: the 'tiny' twin of every paper row, a few hundred steps on the offline corpus, decoded and
          scored on a few hundred sentences of each eval set. A pipeline check, not a quality claim.
-  gpu    the scaled reproduction on real text: d_model 512 at the paper's depth, each WMT row trained and
-         evaluated in about 5 minutes and each LM row in about 3 on one H200, 3 seeds of multi-head and
-         multi-query, full eval sets. Reads its training text from $MQA_REPRO_DATA.
+  gpu    the scaled reproduction on real text: d_model 512 at the paper's depth, each row sized to
+         train and evaluate in minutes on one H200 (results/notes/presets.md), 3 seeds of multi-head
+         and multi-query, full eval sets. Reads its training text from $MQA_REPRO_DATA.
   paper  the paper's configs (211M / 192M parameters, 100k / 136k steps): TPU pods and GPU clusters.
 
 Each run (mqa_repro.experiment.Run: a table row and a seed; the seed sets initialisation, data order and

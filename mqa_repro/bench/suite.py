@@ -81,7 +81,7 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
       budget.record('table2', start)
       save()
   for kind in [k for k in ('greedy', 'beam') if profile_dir and table2 and k in table_parts]:
-    # 'profiles' (greedy) keeps its earlier layout: variant -> top kernels
+    # 'profiles' (greedy): variant -> top kernels, the layout the tables and scripts read
     key = 'profiles' if kind == 'greedy' else 'beam_profiles'
     result[key] = {}
     for v in variants:

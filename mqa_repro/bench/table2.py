@@ -1,7 +1,7 @@
 """The paper's Table 2 on the device at hand: training, encoder, greedy and beam-4 decoder timing at the
 paper's setting, each decoder number beside its roofline.
 
-What is timed (PAPER.md, Table 2), at the paper's dimensions with random bf16 weights:
+What is timed (the paper's Table 2), at the paper's dimensions with random bf16 weights:
   training   one step of B x (S + T) tokens (128 x (256 + 256) = 32,768 + 32,768), µs per target token;
   encoder    encoder + the once-per-sentence cross-attention K/V, µs per source token (B·S);
   decoder    T incremental steps at B = 1024 sequences, S = T = 128, µs per step per SENTENCE (the paper's

@@ -6,9 +6,9 @@ softmax), on a static K/V cache, with ``torch.nn.functional.scaled_dot_product_a
 our parameters (``load_jax_params``), so at float32 it decodes the same greedy tokens as the JAX model
 (tests/test_lm_decode.py): what makes it a like-for-like peer. Imported only when torch is.
 
-Shape letters as in attention.py: B batch, S cache slots (= new tokens), D model dim, F FFN width,
-N query heads, K kv heads, G = N / K, H query/key head dim, V value head dim (and vocabulary in
-``BV`` logits). The G query heads of a kv head are SDPA's query rows, so grouped and multi-query
+Shape letters as in nn/attention.py: B batch, S cache slots (= new tokens), D model dim, F FFN
+width, N query heads, K kv heads, G = N / K, H query/key head dim, V value head dim, Y vocabulary,
+P positions. The G query heads of a kv head are SDPA's query rows, so grouped and multi-query
 attention read their K [B, K, S, H] and V [B, K, S, V] once, never repeated up to N heads.
 """
 
@@ -78,11 +78,11 @@ class TorchLM(nn.Module):
 
   def __init__(self, m: Any):
     super().__init__()
-    self.embedding = nn.Parameter(torch.empty(m.vocab_size, m.d_model))     # [V, D]
+    self.embedding = nn.Parameter(torch.empty(m.vocab_size, m.d_model))     # [Y, D]
     self.positions = nn.Parameter(torch.empty(m.max_length, m.d_model))     # [P, D]
     self.layers = nn.ModuleList(Layer(m) for _ in range(m.decoder_layers))
     self.norm = RMSNorm(m.d_model, m.norm_eps)
-    self.softmax = nn.Parameter(torch.empty(m.d_model, m.vocab_size))       # [D, V]
+    self.softmax = nn.Parameter(torch.empty(m.d_model, m.vocab_size))       # [D, Y]
     banned = torch.zeros(m.vocab_size, dtype=torch.bool)
     banned[[PAD_ID, BOS_ID, EOS_ID]] = True
     self.register_buffer('banned', banned, persistent=False)
@@ -107,7 +107,7 @@ class TorchLM(nn.Module):
     self.pos.zero_()
 
   def logits(self, tokens: torch.Tensor) -> torch.Tensor:
-    """tokens [B] at position ``pos`` -> float32 logits [B, V]; advances the cache, not ``pos``."""
+    """tokens [B] at position ``pos`` -> float32 logits [B, Y]; advances the cache, not ``pos``."""
     x = self.embedding[tokens] + self.positions[self.pos]                    # [B, D]
     slots = self.layers[0].k_cache.shape[2]
     mask = (torch.arange(slots, device=x.device) <= self.pos).view(1, 1, 1, slots)   # [S]

@@ -33,8 +33,8 @@ def greedy_row_starts(lengths: Sequence[np.ndarray], max_length: int) -> np.ndar
 
   lengths: one int array [n] per side. Returns row_starts [rows + 1]: row j holds examples
   row_starts[j] .. row_starts[j+1]-1. Every example must fit a row on its own (filter first).
-  Next-fit keeps the order (so the stream is a pure function of the shuffle) and fills rows to ~90% for
-  sentence-length examples in 256-token rows; the bench reports the measured fill.
+  Next-fit keeps the order (so the stream is a pure function of the shuffle) and still fills rows well
+  with sentence-length examples (``mqa-repro data bench`` reports the fill).
   """
   n = len(lengths[0])
   if any(int(np.max(side, initial=0)) > max_length for side in lengths):
@@ -111,9 +111,8 @@ class RowStream:
 
   lengths: per side, the lengths of the N examples in the stream (example i = i-th kept example).
   ``pack=False`` puts one example per row (rows per epoch = N).
-  Packing an epoch is an O(N) Python loop (~0.1 s per million examples on one core); the two most recent epochs
-  are memoised, and the row count of every epoch seen is kept so resuming at a late step only re-packs
-  the epochs before it once.
+  Packing an epoch is an O(N) Python loop; the two most recent epochs are memoised, and the row count
+  of every epoch seen is kept so resuming at a late step only re-packs the epochs before it once.
   """
 
   def __init__(self, lengths: Sequence[np.ndarray], max_length: int, seed: int, pack: bool = True):

@@ -164,9 +164,12 @@ def _merge(into: ReadStats | None, local: ReadStats) -> None:
     into.too_long += local.too_long
 
 
-def _filter(rows: Iterator[tuple[int, tuple[str, ...]]], what: str, max_chars: int,
-            stats: ReadStats | None, log: Log | None) -> Iterator[tuple[str, ...]]:
-  """Strip, skip (and count) empty / over-long rows; report the counts once the input is exhausted."""
+def filter_rows(rows: Iterator[tuple[int, tuple[str, ...]]], what: str,
+                max_chars: int = MAX_LINE_CHARS, stats: ReadStats | None = None,
+                log: Log | None = None) -> Iterator[tuple[str, ...]]:
+  """(line number, texts) -> texts: strip, skip (and count) empty / over-long rows, and report the
+  counts once the input is exhausted. Every reader here goes through it; so does text that never was
+  a file (the Python API's rows), so that it is read as its file would be."""
   local, first = ReadStats(), {}
   for lineno, texts in rows:
     texts = tuple(t.strip() for t in texts)
@@ -189,7 +192,7 @@ def read_monolingual(path: PathLike, *, max_chars: int = MAX_LINE_CHARS, stats: 
   """
   path = existing_file(path)
   rows = ((i, (t,)) for i, t in read_lines(path))
-  return (t for (t,) in _filter(rows, str(path), max_chars, stats, log))
+  return (t for (t,) in filter_rows(rows, str(path), max_chars, stats, log))
 
 
 def parallel_paths(spec: ParallelSpec) -> tuple[Path, Path] | Path:
@@ -213,14 +216,14 @@ def read_parallel(spec: ParallelSpec, *, max_chars: int = MAX_LINE_CHARS, stats:
   """
   paths = parallel_paths(spec)
   if isinstance(paths, Path):
-    return _filter(_tsv_rows(paths), str(paths), max_chars, stats, log)
+    return filter_rows(_tsv_rows(paths), str(paths), max_chars, stats, log)
   en, de = paths
   n_en, n_de = count_lines(en), count_lines(de)
   if n_en != n_de:
     raise ValueError(f"parallel files are not line-aligned: {en} has {n_en} lines but {de} has "
                      f"{n_de} lines")
   rows = ((i, (a, b)) for (i, a), (_, b) in zip(read_lines(en), read_lines(de)))
-  return _filter(rows, f'{en} + {de.name}', max_chars, stats, log)
+  return filter_rows(rows, f'{en} + {de.name}', max_chars, stats, log)
 
 
 def _tsv_rows(path: Path) -> Iterator[tuple[int, tuple[str, str]]]:

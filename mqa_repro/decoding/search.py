@@ -9,7 +9,8 @@ with ``kv_cache.reorder``), its per-sentence ``memory`` (never tiled, never reor
 ``position``. So for a beam of W the cache is built for B·W hypotheses over an encoder memory of B
 rows, and the model broadcasts the memory over the W hypotheses itself.
 
-Shape letters: B sentences, W beams (hypotheses per sentence), T decoded length, Y vocabulary.
+Shape letters: B sentences, W beams (hypotheses per sentence), T decoded length, P prompt length,
+Y vocabulary.
 Flattened hypotheses are ``B·W`` with beam minor (row b·W + w).
 
 Conventions

@@ -6,14 +6,14 @@ history: x[r, :n] <- x[b·W + parent[b, w], :n] for the n written slots. Shape l
   B  sentences    W  hypotheses per sentence (beams)    R = B·W cache rows
   L  cache slots  K  kv heads    H  head dim    C  slots per program (a power of 2 dividing L)
 
-Why a kernel: XLA's reorder (decode._gather_prefix) gathers each chunk into a temporary and writes it
-back, so every copied byte crosses HBM four times; on the H100 at the paper's beam shapes that was
-2.7 of a 4.8 ms multi-head beam step (`bench --profile`, results/gpu/). But parents never leave their
-sentence, so the permutation is block-diagonal in groups of W rows, and one program can own a whole
-group: program (b, k, j) loads the W parent rows of chunk j (slots [jC, jC + C)) of kv head k, then
-stores them in their new order. Every load precedes every store, and no other program touches those
-bytes, so it is safe in place (input_output_aliases): each byte is read once and written once.
-Programs whose chunk starts at or past n do nothing.
+Why a kernel: XLA's reorder (kv_cache._gather_prefix) gathers each chunk into a temporary and writes
+it back, so every copied byte crosses HBM four times; with a multi-head cache that is a large part of
+a beam step (results/notes/beam_reorder.md). But parents never leave their sentence, so the
+permutation is block-diagonal in groups of W rows, and one program can own a whole group: program
+(b, k, j) loads the W parent rows of chunk j (slots [jC, jC + C)) of kv head k, then stores them in
+their new order. Every load precedes every store, and no other program touches those bytes, so it is
+safe in place (input_output_aliases): each byte is read once and written once. Programs whose chunk
+starts at or past n do nothing.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def reorder_prefix(x: Array, parent: Array, written: Array, *, beams: int, chunk
   b = r // beams
   if not supported(x, beams):
     raise ValueError(f'reorder_prefix: leaf {x.shape} with W = {beams} needs R divisible by W and '
-                     f'power-of-2 W and H (Triton blocks); use decode.reorder_state without kernel')
+                     f'power-of-2 W and H (Triton blocks); use kv_cache.reorder_state without parent')
   if parent.shape != (b, beams):
     raise ValueError(f'reorder_prefix: parent {parent.shape} should be [B, W] = [{b}, {beams}]')
   if interpret is None:

@@ -9,10 +9,10 @@ One new query token per hypothesis (T = 1) against a K/V cache. Shape letters as
   M  = W·G query rows that share one kv head of one memory row (Mp: M padded for the GPU)
 
 Why a kernel: XLA runs the decode einsums ('BWTKGH,BSKH->BWKGTS', 'BWKGTS,BSKV->BWTKGV') as batched
-matmuls with M = G rows at about half the copy bandwidth, and reads all S slots although only
-`length` are live. Here one program owns (memory row b, kv head k): it streams that head's K/V
-blocks once, for all M = W·G query rows that share them (the point of multi-query attention), stops
-after the live slots (a dynamic trip count) and keeps an online softmax in float32:
+matmuls of M = G rows, well below copy bandwidth, and reads all S slots although only `length` are
+live (results/notes/kernels.md). Here one program owns (memory row b, kv head k): it streams that
+head's K/V blocks once, for all M = W·G query rows that share them (the point of multi-query
+attention), stops after the live slots (a dynamic trip count) and keeps an online softmax in float32:
 
   for each block j of `block_k` live slots:
     s   = q [M, H] · k_j [bk, H]^T                      'MH,SH->MS'   (float32)
@@ -29,13 +29,12 @@ NaN/inf).
 GPU notes (Triton lowering): every loaded block must have a power-of-2 size, so H and V must be
 powers of 2 (>= 16 for the tensor-core path) and M is padded up to Mp (a few bytes per row: q is one
 token, K/V are S tokens). Rows with M >= 4 use tensor-core dots (Mp padded to 16, Triton's minimum);
-M <= 2 (multi-head, small groups) multiplies and reduces on the CUDA cores instead. On an H100 at the
-paper's shapes (`mqa-repro bench --kernels`, results/gpu/h100_kernels.json) the CUDA-core path reads a
-multi-head cache at 87% of copy bandwidth (16 slots, 1 warp) and the XLA einsums at 48%, because only
-the live prefix is read; multi-query rows (M = 8) reach about 50%: 1024 programs of 64-128 KB each are
-too short to hide the memory latency. The kernel is
-single-pass (one program per (b, k), no split over S): enough parallelism at the paper's batch
-(B·K >= 1024 programs); very long caches at tiny batch would want a split-S variant.
+M <= 2 (multi-head, small groups) multiplies and reduces on the CUDA cores instead, where a dot would
+waste most of a 16-row tile. The kernel is single-pass (one program per (b, k), no split over S):
+enough parallelism at the paper's batch (B·K >= 1024 programs); very long caches at tiny batch would
+want a split-S variant. Multi-query has N times fewer programs than multi-head (one per memory row),
+each streaming a short cache, so fewer loads are in flight to hide the memory latency
+(results/notes/kernels.md).
 """
 
 from __future__ import annotations
@@ -143,8 +142,8 @@ def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None
   use_dot = use_dot and min(hd, vd) >= 16            # tensor cores need >= 16 along every dot axis
   if use_dot:
     mp = max(mp, 16)                                  # Triton's smallest dot tile
-  # Defaults: the fastest tunings of `mqa-repro bench --kernels` on an H100 (H = V = 128, 1024 rows):
-  # dots at 64 slots x 4 warps, the CUDA-core path (multi-head, M = 1) at 16 slots x 1 warp.
+  # Defaults: the fastest tunings `mqa-repro bench --kernels` found at the paper's shapes
+  # (results/notes/kernels.md): dots at 64 slots x 4 warps, the CUDA-core path at 16 slots x 1 warp.
   if block_k is None:                                 # CUDA-core path: keep [Mp, bk, H] in registers
     block_k = 64 if use_dot else max(16, 2048 // (mp * max(hd, vd)))
   if num_warps is None:

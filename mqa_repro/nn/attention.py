@@ -11,6 +11,7 @@ Shape letters, used in the docstrings and in every einsum string below:
   T  query length              S  key / memory length
   N  query heads (h)           K  key/value heads (g)     G  query heads per kv head (h / g)
   H  query/key head dim (d_k)  V  value head dim (d_v)    D  model dim (d)
+  (and, elsewhere in the project: F FFN width, L cache slots, Y vocabulary)
 
 Grouped queries are contracted against their kv head directly ('BWTKGH,BSKH->BWKGTS'): K/V are never
 repeated up to N heads, because that would re-inflate exactly the memory traffic multi-query attention

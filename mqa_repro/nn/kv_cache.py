@@ -2,8 +2,8 @@
 and building it from the encoder output. Every other module goes through these functions.
 
 Shape letters as in attention.py: B hypotheses (B·W when a beam of W is flattened into the batch),
-L self-attention slots, S source (memory) length, K kv heads, H query/key head dim, V value head dim,
-D model dim.
+L self-attention slots, S source (memory) length, T new positions, K kv heads, H query/key head dim,
+V value head dim, D model dim.
 
 Layout (an explicit pytree, passed in and returned: no hidden mutable collections)::
 
@@ -144,7 +144,7 @@ def reorder_state(state: Any, src: Array, written: Array | None = None, chunk: i
   written=None gathers whole leaves: any layout. With `written`, leaves of rank >= 2 are taken to be
   caches of this module's layout (time axis 1, slot = position mod L), and only slots [0, written)
   are copied (``_gather_prefix``): the cost follows the decoded length, not L. parent [B, W] (with
-  `written`; src = b·W + parent, a beam search's): the [R, L, K, H] leaves the Pallas kernel takes
+  `written`; src = b·W + parent, a beam search's): the [B, L, K, H] leaves the Pallas kernel takes
   are permuted in place by it (kernels/beam_reorder.py: one read and one write per byte instead of
   the chunk loop's gather into a temporary and write back), the rest as above.
   """
@@ -185,24 +185,22 @@ def reorder(cache: Cache, src: Array, parent: Array, scheme: str) -> Cache:
 
 def memory(model, params: Any, inputs: Array) -> list[dict] | None:
   """Encoder output -> every decoder layer's cross-attention K/V, once per source sentence
-  (inputs [B_src, S], PAD masked)."""
-  from mqa_repro.nn.transformer import Transformer
-  encoded = model.apply({'params': params}, inputs, method=Transformer.encode)      # [B_src, S, D]
-  return model.apply({'params': params}, encoded, inputs != PAD_ID, method=Transformer.init_memory)
+  (inputs [B_src, S], PAD masked). `model` is a transformer.Transformer (its methods are taken from
+  the instance: this module sits below the model and does not import it)."""
+  module = type(model)
+  encoded = model.apply({'params': params}, inputs, method=module.encode)      # [B_src, S, D]
+  return model.apply({'params': params}, encoded, inputs != PAD_ID, method=module.init_memory)
 
 
 def for_sources(model, params: Any, inputs: Array | None, hyps: int, length: int) -> Cache:
   """The cache of `hyps` hypotheses decoding `length` positions: the encoder run once over inputs
   [B_src, S] and its K/V projected once (None for a decoder-only LM), empty self-attention state."""
-  from mqa_repro.nn.transformer import Transformer
-  state = model.apply({'params': params}, hyps, length, method=Transformer.init_state)
+  state = model.apply({'params': params}, hyps, length, method=type(model).init_state)
   return make(state, None if inputs is None else memory(model, params, inputs))
 
 
 def empty_state_like(model, params: Any, hyps: int, length: int) -> list[dict]:
   """Zero self-attention state built inside the traced graph (its zero-fill is part of decoding)."""
-  from mqa_repro.nn.transformer import Transformer
   shapes = jax.eval_shape(lambda p: model.apply({'params': p}, hyps, length,
-                                                method=Transformer.init_state), params)
+                                                method=type(model).init_state), params)
   return jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-

@@ -4,7 +4,7 @@ Pre-norm Transformer with scale-only RMS norms and a final norm, learned positio
 (the paper's mesh-tensorflow configs). ``encoder_layers == 0`` gives the decoder-only LM.
 
 Shape letters as in attention.py: B batch, S source length, T target length, D model dim, F FFN width,
-V vocabulary (in ``BTV`` logits).
+Y vocabulary (the output classes; V is the value head dim).
 
 Two paths through one set of parameters: the parallel path for training and scoring (``__call__``,
 ``encode`` + ``decode``), and the incremental one: a cache (kv_cache.py: ``kv_cache.for_sources``
@@ -173,11 +173,11 @@ class Transformer(nn.Module):
     s, dt = self.spec, self.spec.compute_dtype
     part = nn.with_logical_partitioning
     self.embed = self.param('embedding', part(nn.initializers.normal(1.0), ('vocab', 'embed')),
-                            (s.vocab_size, s.d_model), s.params_dtype)          # [V, D]
+                            (s.vocab_size, s.d_model), s.params_dtype)          # [Y, D]
     if not s.share_embeddings:
       self.softmax = self.param('softmax', part(nn.initializers.normal(s.d_model ** -0.5),
                                                 ('embed', 'vocab')), (s.d_model, s.vocab_size),
-                                s.params_dtype)                                   # [D, V]
+                                s.params_dtype)                                   # [D, Y]
     pos_init = part(nn.initializers.normal(s.d_model ** -0.5), ('positions', 'embed'))
     if s.encoder_layers:
       self.encoder_positions = self.param('encoder_positions', pos_init, (s.max_length, s.d_model),
@@ -201,13 +201,13 @@ class Transformer(nn.Module):
     return self.drop(x, deterministic=deterministic)
 
   def _logits(self, x: Array) -> Array:
-    """x [B, T, D] -> float32 logits [B, T, V]. A shared table is scaled by d^-0.5 as in mtf."""
+    """x [B, T, D] -> float32 logits [B, T, Y]. A shared table is scaled by d^-0.5 as in mtf."""
     s, dt = self.spec, self.spec.compute_dtype
     x = self.decoder_norm(x)
     if s.share_embeddings:
-      logits = jnp.einsum('BTD,VD->BTV', x * jnp.asarray(s.d_model ** -0.5, dt), self.embed.astype(dt))
+      logits = jnp.einsum('BTD,YD->BTY', x * jnp.asarray(s.d_model ** -0.5, dt), self.embed.astype(dt))
     else:
-      logits = jnp.einsum('BTD,DV->BTV', x, self.softmax.astype(dt))
+      logits = jnp.einsum('BTD,DY->BTY', x, self.softmax.astype(dt))
     return nn.with_logical_constraint(logits.astype(jnp.float32), ('batch', 'length', 'vocab'))
 
   @staticmethod
@@ -232,7 +232,7 @@ class Transformer(nn.Module):
   def decode(self, targets: Array, targets_segmentation: Array | None = None,
              targets_position: Array | None = None, encoded: Array | None = None,
              inputs_segmentation: Array | None = None, *, deterministic: bool = True) -> Array:
-    """Teacher-forced decoder: targets [B, T] (shifted right here) -> logits [B, T, V]."""
+    """Teacher-forced decoder: targets [B, T] (shifted right here) -> logits [B, T, Y]."""
     seg = (targets_segmentation if targets_segmentation is not None
            else jnp.ones_like(targets, dtype=jnp.int32))
     x = self._embed(shift_right(targets, targets_segmentation),
@@ -244,7 +244,7 @@ class Transformer(nn.Module):
     return self._logits(x)
 
   def __call__(self, batch: dict[str, Array], *, deterministic: bool = True) -> Array:
-    """Logits [B, T, V] for a (packed) batch dict as the data pipeline produces it."""
+    """Logits [B, T, Y] for a (packed) batch dict as the data pipeline produces it."""
     encoded, in_seg = None, None
     if self.spec.encoder_layers:
       in_seg = batch.get('inputs_segmentation')
@@ -273,7 +273,7 @@ class Transformer(nn.Module):
     return kv_cache.make(self.init_state(batch, length), memory)
 
   def step(self, tokens: Array, cache: dict) -> tuple[Array, dict]:
-    """Feed tokens [B, T] at the next T positions; returns (float32 logits [B, T, V], new cache)."""
+    """Feed tokens [B, T] at the next T positions; returns (float32 logits [B, T, Y], new cache)."""
     position = cache['position']
     dt = self.spec.compute_dtype
     x = (jnp.take(self.embed, tokens, axis=0).astype(dt)

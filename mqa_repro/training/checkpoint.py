@@ -165,12 +165,13 @@ class Checkpointer:
           (self.directory / str(step)).rename(aside)
           self.manager.reload()
           moved = f' moved it to {aside} and'
-        log(f'checkpoint: step {step} in {self.directory} is unreadable or damaged ({why});{moved} '
-            f'falling back to the previous checkpoint')
+        log(f'checkpoint: WARNING: step {step} in {self.directory} is unreadable or damaged '
+            f'({why});{moved} falling back to the previous checkpoint')
         continue
       if not verified:
-        log(f'checkpoint: step {step} in {self.directory} has no {INTEGRITY_FILE} (written before '
-            f'integrity records, or killed between its commit and its record): loading it unverified')
+        log(f'checkpoint: WARNING: step {step} in {self.directory} has no {INTEGRITY_FILE} (written '
+            f'before integrity records, or killed between its commit and its record): loading it '
+            f'unverified')
       return step, restored
     return None
 

@@ -1,6 +1,6 @@
 """Losses and perplexities shared by training and evaluation (pure functions of logits and counts).
 
-Shape letters: B batch, T target length, V vocabulary.
+Shape letters: B batch, T target length, Y vocabulary (as everywhere; V is the value head dim).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def weights_of(targets: Array) -> Array:
 
 
 def token_nll(logits: Array, targets: Array) -> Array:
-  """Negative log-likelihood of each target token: logits [B, T, V] float32, targets [B, T] -> [B, T]."""
+  """Negative log-likelihood of each target token: logits [B, T, Y] float32, targets [B, T] -> [B, T]."""
   logz = jax.nn.logsumexp(logits, axis=-1)
   picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
   return logz - picked
@@ -33,16 +33,16 @@ def training_loss(logits: Array, targets: Array, weights: Array, *, label_smooth
 
   Returns (mean loss per weighted token, sums for logging: nll, z_loss, weight).
   """
-  v = logits.shape[-1]
+  y = logits.shape[-1]
   logz = jax.nn.logsumexp(logits, axis=-1)                          # [B, T]
   log_probs = logits - logz[..., None]
   nll = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
   if label_smoothing:
     confidence = 1.0 - label_smoothing
-    low = label_smoothing / (v - 1)
+    low = label_smoothing / (y - 1)
     # subtract the minimum achievable loss so a perfect model reads ~0, as in t5x / flax examples
-    normalizer = -(confidence * math.log(confidence) + (v - 1) * low * math.log(low + 1e-20))
-    smooth = -jnp.mean(log_probs, axis=-1) * v * low                # spread mass on all classes
+    normalizer = -(confidence * math.log(confidence) + (y - 1) * low * math.log(low + 1e-20))
+    smooth = -jnp.mean(log_probs, axis=-1) * y * low                # spread mass on all classes
     loss = confidence * nll + (smooth - low * nll) - normalizer
   else:
     loss = nll

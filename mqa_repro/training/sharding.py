@@ -1,9 +1,9 @@
 """Device mesh, logical-axis rules and the shardings of parameters, optimizer state and batches.
 
 Parameters and activations carry logical axis names (``embed``, ``heads``, ``kv_heads``, ``mlp``,
-``vocab``, ``batch`` ...; see model.py / attention.py). ``config.mesh.rules`` maps them to the mesh axes
-``data``, ``fsdp`` and ``model``. The same code runs on one CPU, eight fake CPU devices, GPUs and a
-multi-host TPU pod: only the mesh shape changes.
+``vocab``, ``batch`` ...; see nn/transformer.py and nn/attention.py). ``config.mesh.rules`` maps them
+to the mesh axes ``data``, ``fsdp`` and ``model``. The same code runs on one CPU, eight fake CPU
+devices, GPUs and a multi-host TPU pod: only the mesh shape changes.
 
 Multi-query / grouped-query attention has fewer K/V heads than query heads; a single K/V head cannot be
 split across a model axis of size 2. Such kv heads are replicated over ``model`` (mesh-tensorflow did the

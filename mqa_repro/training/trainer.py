@@ -57,7 +57,8 @@ _tree_norm = getattr(getattr(optax, 'tree', None), 'norm', None) or optax.global
 def learning_rate_schedule(t: ml_collections.ConfigDict) -> optax.Schedule:
   """learning_rate · rsqrt(max(step, warmup) / warmup), then linear decay to 0 over the last
   ``decay_steps`` steps. With learning_rate 0.01 and warmup 10k this is tensor2tensor's
-  ``rsqrt_decay*linear_decay`` = rsqrt(max(step, 10k)) · decay: 0.01 at its peak (PAPER.md)."""
+  ``rsqrt_decay*linear_decay`` = rsqrt(max(step, 10k)) · decay, the paper's schedule: 0.01 at its
+  peak."""
   base, warmup, total, decay = t.learning_rate, max(t.warmup_steps, 1), t.num_train_steps, t.decay_steps
 
   def schedule(step):
