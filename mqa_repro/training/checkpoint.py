@@ -8,7 +8,9 @@ A run directory (the ``--workdir``) holds:
                      and SHA256SUMS: the sha256 of every file orbax wrote for the step
   metrics.jsonl      one JSON object per logged step
   model_info.json    parameter shapes, counts and shardings
-  tb/                TensorBoard scalars
+  tb/                TensorBoard: every metric as a scalar (eval/dev_ln_ppl: the eval curve), the
+                     flattened config as hparams with the final metrics, greedy BLEU of a small dev
+                     sample (eval/dev_sample_bleu) and sample translations / continuations as text
 
 Saves are asynchronous (training continues while the previous step is written) and orbax commits a
 step only once it is complete, so a killed run never leaves a half-written step that looks finished.
