@@ -45,7 +45,7 @@ import ml_collections
 from mqa_repro import config as cfg
 from mqa_repro import costs
 from mqa_repro import experiment as xp
-from mqa_repro import provenance, tasks
+from mqa_repro import paths, provenance, tasks
 from mqa_repro.report import records
 
 Log = Callable[[str], None]
@@ -446,8 +446,11 @@ def reproduce(options: Options, log: Log = print) -> int:
 
   args = options
   preset = xp.PRESETS[args.preset]
-  results = Path(args.results or default_results(preset.name))
-  workdirs = Path(args.workdirs or Path('runs') / preset.name / 'work')
+  # Results, run directories and the shared vocabularies / token caches stay on local disk (gs://
+  # is for a single run's --workdir: mqa_repro/paths.py).
+  results = paths.require_local(args.results or default_results(preset.name), '--results', PROG)
+  workdirs = paths.require_local(args.workdirs or Path('runs') / preset.name / 'work', '--workdirs',
+                                 PROG)
   runs = xp.parse_runs(args.rows, preset, args.seeds)
   data_dir = paper_text_dir()
   needs_dir = preset.needs_data_dir and args.data is None
