@@ -325,3 +325,20 @@ def test_tensorboard_hparams_eval_curve_bleu_and_samples(task, row, shared_data,
   else:
     assert 'prompt' in table[0] and 'eval/dev_sample_bleu' not in scalars
     assert 'hparams/dev_word_ppl' in metric_tags and 'hparams/dev_sample_bleu' not in metric_tags
+
+
+def test_without_tensorboardx_one_clear_line(tmp_path, monkeypatch):
+  monkeypatch.setattr(train, '_tensorboardx', lambda: None)
+  logs = []
+  reporter = train.Reporter(tmp_path, 2, True, False, logs.append)
+  reporter.hparams_start(cfg.row_config('translate', 'mqa', 'tiny'))
+  reporter.write(1, {'train_loss': 1.0})
+  reporter.text(1, 'samples/dev', 'x')
+  reporter.hparams_end(1, {'train_loss': 1.0})
+  reporter.close()
+  assert len(logs) == 1 and 'tensorboardX not installed' in logs[0] and 'viz' in logs[0]
+  assert not (tmp_path / 'tb').exists() and (tmp_path / 'metrics.jsonl').is_file()
+  assert train.tb_tag('eval_ln_ppl') == 'eval/dev_ln_ppl' and train.tb_tag('train_loss') == 'train/loss'
+  flat = train.flat_hparams(cfg.row_config('lm', 'mqa', 'tiny'))
+  assert flat['row'] == 'mqa' and flat['model.num_kv_heads'] == 1 and flat['model.window'] == 'None'
+  assert flat['train.learning_rate'] == 0.01 and 'mesh.rules' not in flat

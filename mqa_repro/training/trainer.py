@@ -233,7 +233,7 @@ class Reporter:
   epath (metrics.jsonl rewritten whole, tb/ staged locally and copied at each flush)."""
 
   def __init__(self, workdir: Any, total: int, use_tb: bool, progress: bool, log: Log):
-    from mqa_repro import paths
+    workdir = paths.run_path(workdir)
     self.workdir, self.total, self.log, self.progress = workdir, total, log, progress
     self.is_main = jax.process_index() == 0
     self.local = paths.is_local(workdir)
