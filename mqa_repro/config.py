@@ -233,7 +233,12 @@ def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.
   t.checkpoint_every = s.checkpoint_every
   t.keep_checkpoints = 3
   t.async_checkpoint = True
-  t.tensorboard = True
+  t.tensorboard = True         # workdir/tb: scalars, hparams, dev samples (tensorboardX, optional)
+  # At eval steps, with TensorBoard on: greedy BLEU (tok intl) of the first N dev sentences
+  # (translation; scalar eval/dev_sample_bleu), and the first M dev sentences decoded as text
+  # (training/samples.py). A progress signal, not the paper's BLEU. 0 turns either off.
+  t.tb_bleu_sentences = 32
+  t.tb_samples = 4
   t.progress = True
   t.peak_tflops = 0.0          # per-device peak for the MFU estimate; 0 = look up the device kind
   t.inject_nan_at_step = -1    # fault injection for tests of the NaN guard; -1 = off
@@ -337,6 +342,9 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _number(c, f'train.{field}', integer=True, low=1)
   _number(c, 'train.eval_every', integer=True, low=0, meaning='0 = evaluate only at the end')
   _number(c, 'train.eval_steps', integer=True, low=0, meaning='0 = the whole dev set')
+  for field in ('tb_bleu_sentences', 'tb_samples'):
+    if field in c.train:     # (config.json files of older runs lack them: 0)
+      _number(c, f'train.{field}', integer=True, low=0, meaning='0 = off')
   _number(c, 'train.peak_tflops', low=0.0, meaning='0 = look up the device kind')
   _number(c, 'train.inject_nan_at_step', integer=True, low=-1, meaning='-1 = off')
 

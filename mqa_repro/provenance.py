@@ -16,6 +16,11 @@ The record (``collect``)::
   versions       the packages the numbers depend on
   ...            whatever the caller adds (``preset`` for reproduce)
 
+The exact software environment (``environment``: every package the project depends on, the JAX
+plugins and accelerator libraries installed beside jax, the interpreter and the OS) is longer than a
+record should repeat, so it is written ONCE per results folder, as ``environment.json``
+(``write_environment``; reproduce does it), and each row's provenance names it by its ``id``.
+
 The commit is read from git only when git's top level IS the project root (the directory holding
 ``pyproject.toml`` above the package): a checkout copied inside another repository would otherwise
 report that repository's commit.
@@ -28,17 +33,32 @@ them into this one, so the tables keep reading old results.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
+import json
 import os
 import platform
+import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 COMMIT_ENV = 'MQA_REPRO_COMMIT'
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'sacrebleu', 'sentencepiece', 'numpy')
 _ENV_PREFIXES = ('MQA_REPRO_', 'XLA_FLAGS', 'JAX_')
+# environment.json: the project's dependencies (pyproject.toml's [project] dependencies plus jaxlib; a
+# test keeps the two lists in step), then what else the numbers or the files can depend on when it is installed.
+DEPENDENCIES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'sentencepiece', 'sacrebleu',
+                'ml-collections', 'numpy')
+OPTIONAL = ('etils', 'tensorstore', 'ml_dtypes', 'chex', 'tensorboardX', 'tensorboard', 'protobuf',
+            'tensorflow', 'tensorflow-cpu', 'tensorflow-datasets', 'matplotlib', 'torch',
+            'transformers', 'triton')
+# Installed distributions whose names start so are JAX backends or the CUDA / ROCm / TPU libraries
+# they load (jax-cuda12-plugin, jax-cuda12-pjrt, nvidia-cublas-cu12, libtpu, ...).
+PLUGIN_PREFIXES = ('jax-cuda', 'jax_cuda', 'jax-rocm', 'jax_rocm', 'jax-tpu', 'libtpu', 'nvidia-')
+ENVIRONMENT_FILE = 'environment.json'
 
 
 def project_root() -> Path | None:
@@ -77,6 +97,58 @@ def _version(package: str) -> str:
     return importlib.metadata.version(package)
   except importlib.metadata.PackageNotFoundError:
     return 'not installed'
+
+
+def _canonical(name: str) -> str:
+  return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def environment() -> dict[str, Any]:
+  """The exact software environment: {'id', 'python', 'implementation', 'platform', 'machine',
+  'dependencies' {name: version}, 'plugins' {name: version}, 'optional' {name: version}}.
+  'dependencies' lists every package of DEPENDENCIES ('not installed' when missing); 'plugins' every
+  installed distribution matching PLUGIN_PREFIXES; 'optional' those of OPTIONAL that are installed.
+  `id`: a short sha256 of everything else, so records can name the environment they ran in."""
+  installed: dict[str, str] = {}
+  for dist in importlib.metadata.distributions():
+    name = dist.metadata['Name']
+    if name:
+      installed.setdefault(_canonical(name), dist.version)
+  env: dict[str, Any] = {
+      'python': sys.version.split()[0],
+      'implementation': platform.python_implementation(),
+      'platform': platform.platform(),
+      'machine': platform.machine(),
+      'dependencies': {p: installed.get(_canonical(p), 'not installed') for p in DEPENDENCIES},
+      'plugins': {n: v for n, v in sorted(installed.items())
+                  if n.startswith(tuple(_canonical(p) for p in PLUGIN_PREFIXES))},
+      'optional': {p: installed[_canonical(p)] for p in OPTIONAL if _canonical(p) in installed},
+  }
+  digest = hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:12]
+  return {'id': digest, **env}
+
+
+def write_environment(results_dir: str | os.PathLike, log: Callable[[str], None] = print
+                      ) -> dict[str, Any]:
+  """Write (or keep) ``<results_dir>/environment.json`` and return this process' environment.
+
+  The file describes the environment of the newest invocation; when an earlier invocation in the same
+  folder ran in a different one, that one is kept under 'previous' (newest first) so rows written
+  then still find theirs by id, and the change is logged."""
+  from mqa_repro.report import records
+  env = environment()
+  path = Path(results_dir) / ENVIRONMENT_FILE
+  old = records.read_json(path) or {}
+  if old.get('id') == env['id']:
+    return env
+  previous = list(old.get('previous', []))
+  if old.get('id'):
+    previous.insert(0, {k: v for k, v in old.items() if k != 'previous'})
+    log(f"provenance: the environment differs from the one {path} recorded ({old['id']} -> "
+        f"{env['id']}); the old one is kept under 'previous'")
+  records.write_json(path, {**env, 'recorded_utc': datetime.datetime.now(
+      datetime.timezone.utc).isoformat(timespec='seconds'), **({'previous': previous} if previous else {})})
+  return env
 
 
 def command_line(prog: str, argv: Sequence[str] | None) -> str:

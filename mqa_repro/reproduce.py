@@ -23,7 +23,8 @@ Eval groups (experiment.eval_groups): the training source's own held-out splits,
 text when ``$MQA_REPRO_DATA`` holds it (newstest2013 / newstest2014; lm1b heldout shards 10+11).
 
 Each run writes ``<results>/rows/<run name>.json``; ``<results>/data_<task>.json`` records the text
-every run of the task trained on. A rerun skips a run whose JSON and run directory exist, unless its
+every run of the task trained on; ``<results>/environment.json`` the exact package versions, Python and
+OS (provenance.write_environment), once per folder: each record's provenance names it by id. A rerun skips a run whose JSON and run directory exist, unless its
 inputs (config or eval sets) changed, which it says; ``--force`` reruns it (training resumes from the
 final checkpoint, so only scoring and decoding run again). ``run.json`` keeps one entry per invocation.
 """
@@ -44,7 +45,7 @@ import ml_collections
 from mqa_repro import config as cfg
 from mqa_repro import costs
 from mqa_repro import experiment as xp
-from mqa_repro import provenance, tasks
+from mqa_repro import paths, provenance, tasks
 from mqa_repro.report import records
 
 Log = Callable[[str], None]
@@ -73,8 +74,11 @@ class Options:
   argv: tuple[str, ...] = ()           # the command line, for provenance
 
 
-def _provenance(options: Options) -> dict[str, Any]:
-  return provenance.collect(PROG, options.argv, preset=options.preset)
+def _provenance(options: Options, environment: str | None = None) -> dict[str, Any]:
+  """The provenance record of this invocation; `environment`: the id of the results folder's
+  environment.json entry it ran in (provenance.write_environment)."""
+  extra = {'environment': environment} if environment else {}
+  return provenance.collect(PROG, options.argv, preset=options.preset, **extra)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -400,13 +404,15 @@ def run_record(c: ml_collections.ConfigDict, run: xp.Run, workdir: Path, evals: 
 # The job.
 
 
-def run_bench(preset: xp.Preset, out_file: Path, options: Options, log: Log) -> str:
+def run_bench(preset: xp.Preset, out_file: Path, options: Options, log: Log,
+              environment: str | None = None) -> str:
   """Run the speed benchmark (mqa_repro.bench.run_benchmark); returns a status line for run.json."""
   from mqa_repro import bench
   result = bench.run_benchmark(size=preset.bench_size, sweeps=preset.bench_sweeps, out=str(out_file),
                                argv=list(options.argv), log=log)
   # say which command really produced it
-  result['provenance'].update(command=_provenance(options)['command'], preset=preset.name)
+  result['provenance'].update(command=_provenance(options)['command'], preset=preset.name,
+                              **({'environment': environment} if environment else {}))
   records.write_json(out_file, result)
   return 'done' if out_file.is_file() else 'ran, but wrote no bench.json'
 
@@ -440,8 +446,11 @@ def reproduce(options: Options, log: Log = print) -> int:
 
   args = options
   preset = xp.PRESETS[args.preset]
-  results = Path(args.results or default_results(preset.name))
-  workdirs = Path(args.workdirs or Path('runs') / preset.name / 'work')
+  # Results, run directories and the shared vocabularies / token caches stay on local disk (gs://
+  # is for a single run's --workdir: mqa_repro/paths.py).
+  results = paths.require_local(args.results or default_results(preset.name), '--results', PROG)
+  workdirs = paths.require_local(args.workdirs or Path('runs') / preset.name / 'work', '--workdirs',
+                                 PROG)
   runs = xp.parse_runs(args.rows, preset, args.seeds)
   data_dir = paper_text_dir()
   needs_dir = preset.needs_data_dir and args.data is None
@@ -456,6 +465,8 @@ def reproduce(options: Options, log: Log = print) -> int:
   progress = Progress(preset.name, len(runs), log)
   log(f'reproduce: preset {preset.name} ({preset.description}); {len(runs)} runs; results -> {results}; '
       f'run directories -> {workdirs}')
+  # The exact package versions, once per results folder; every record below names it by id.
+  env_id = provenance.write_environment(results, log)['id'] if is_main else None
 
   for task in tasks.TASKS:
     todo = [(i, r) for i, r in enumerate(runs, 1) if r.task == task]
@@ -511,7 +522,7 @@ def reproduce(options: Options, log: Log = print) -> int:
         if args.fail_fast:
           raise
         continue
-      result['provenance'] = _provenance(options)
+      result['provenance'] = _provenance(options, env_id)
       if is_main:
         records.write_json(results / 'rows' / f'{c.name}.json', result)
       status[c.name] = 'done'
@@ -526,7 +537,7 @@ def reproduce(options: Options, log: Log = print) -> int:
     progress.row(len(runs), 'bench')
     progress.stage(f'speed benchmark at size {preset.bench_size!r}')
     try:
-      bench_status = run_bench(preset, results / 'bench.json', options, log)
+      bench_status = run_bench(preset, results / 'bench.json', options, log, env_id)
     except Exception as e:
       bench_status = f'failed: {type(e).__name__}: {e}'
     log(f'reproduce: bench {bench_status}')
@@ -537,7 +548,7 @@ def reproduce(options: Options, log: Log = print) -> int:
     old = records.read_json(history_file) or {}
     history = old.get('history', [old] if old else [])    # a file from before the history existed
     history.append({'preset': preset.name, 'wall_seconds': round(wall, 1), 'runs': status,
-                    'bench': bench_status, 'provenance': _provenance(options)})
+                    'bench': bench_status, 'provenance': _provenance(options, env_id)})
     records.write_json(history_file, {'history': history})
     if not args.no_tables:
       from mqa_repro.report.tables import write_tables

@@ -57,6 +57,8 @@ def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
     assert key in prov
   assert {'jax', 'flax'} <= set(prov['versions'])
   assert '--size tiny' in prov['command']
+  env = json.loads((tmp_path / 'environment.json').read_text())   # once beside the results
+  assert prov['environment'] == env['id'] and 'jaxlib' in env['dependencies']
   assert result['hardware']['copy_GBps'] > 0 and result['hardware']['matmul_TFLOPs'] > 0
   assert set(result['hardware']['ceiling_basis']) == {'bandwidth', 'matmul'}  # no datasheet: measured
   assert result['hardware']['ceiling_GBps'] == result['hardware']['copy_GBps']

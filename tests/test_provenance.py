@@ -77,3 +77,47 @@ def test_results_readers_accept_both_layouts(tmp_path):
   assert bench['provenance']['versions']['jax'] == '0.5' and bench['runs'][0]['device_kind'] == 'X'
   records.write_json(tmp_path / 'run.json', {'preset': 'smoke', 'provenance': {}})   # before history
   assert records.load_history(tmp_path)['history'][0]['preset'] == 'smoke'
+
+
+def test_environment_lists_exact_versions_of_the_dependencies():
+  import importlib.metadata
+  import platform
+  import sys
+  env = provenance.environment()
+  assert env['python'] == sys.version.split()[0] and env['platform'] == platform.platform()
+  assert set(provenance.DEPENDENCIES) == set(env['dependencies'])
+  for name in ('jax', 'jaxlib', 'flax', 'optax', 'numpy'):
+    assert env['dependencies'][name] == importlib.metadata.version(name)
+  # every installed JAX plugin / accelerator library is listed with its version
+  assert all(n.startswith(('jax-', 'libtpu', 'nvidia-')) for n in env['plugins'])
+  assert len(env['id']) == 12 and provenance.environment()['id'] == env['id']
+
+
+def test_dependencies_match_pyproject():
+  """DEPENDENCIES must name every [project] dependency of pyproject.toml, plus jaxlib (which jax
+  pulls in and whose version decides the compiled code), and nothing else."""
+  import re
+  import tomllib
+  root = provenance.project_root()
+  if root is None:
+    pytest.skip('an installed copy: no pyproject.toml')
+  deps = tomllib.loads((root / 'pyproject.toml').read_text())['project']['dependencies']
+  names = {re.split(r'[<>=!~; \[]', d, maxsplit=1)[0].lower().replace('_', '-') for d in deps}
+  assert names | {'jaxlib'} == {d.lower() for d in provenance.DEPENDENCIES}
+
+
+def test_environment_written_once_per_results_folder(tmp_path, monkeypatch):
+  logs = []
+  env = provenance.write_environment(tmp_path, logs.append)
+  path = tmp_path / provenance.ENVIRONMENT_FILE
+  first = path.read_text()
+  assert records.read_json(path)['id'] == env['id'] and not logs
+  provenance.write_environment(tmp_path, logs.append)      # same environment: file unchanged
+  assert path.read_text() == first and not logs
+  # another environment (here: a different numpy) replaces it and keeps the old one, by id
+  real = provenance.environment
+  monkeypatch.setattr(provenance, 'environment', lambda: {**real(), 'id': 'other', 'python': 'x'})
+  provenance.write_environment(tmp_path, logs.append)
+  now = records.read_json(path)
+  assert now['id'] == 'other' and [p['id'] for p in now['previous']] == [env['id']]
+  assert len(logs) == 1 and env['id'] in logs[0]

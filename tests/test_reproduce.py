@@ -93,6 +93,9 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   start = time.time()
   assert reproduce_cli.main(argv) == 0
   results = tmp_path / 'results'
+  env = json.loads((results / 'environment.json').read_text())   # once per results folder
+  assert env['dependencies']['jax'] == env['dependencies']['jax'] != 'not installed'
+  assert {'jaxlib', 'flax', 'sacrebleu', 'ml-collections'} <= set(env['dependencies'])
 
   wmt = json.loads((results / 'rows' / 'wmt_mqa_local_tiny.json').read_text())
   lm = json.loads((results / 'rows' / 'lm_mqa_tiny.json').read_text())
@@ -101,6 +104,8 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
     assert PROVENANCE_KEYS <= set(r['provenance'])
     assert r['provenance']['preset'] == 'smoke' and '--rows' in r['provenance']['command']
     assert {'jax', 'flax', 'optax', 'orbax-checkpoint'} <= set(r['provenance']['versions'])
+    assert r['provenance']['environment'] == env['id']   # named, not repeated in every row
+    assert 'dependencies' not in json.dumps(r['provenance'])
     assert r['params'] == costs.param_count(cfg.row_config(r['task'], r['row'], 'tiny').model, r['task'])
     assert r['train']['steps'] == 2 and r['train']['loss_curve'][-1][0] == 2
     assert r['train']['final_loss'] > 0
@@ -134,6 +139,7 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
 
   run = json.loads((results / 'run.json').read_text())['history'][-1]
   assert run['runs'] == {'wmt_mqa_local_tiny': 'done', 'lm_mqa_tiny': 'done'}
+  assert run['provenance']['environment'] == env['id']
   assert run['bench'].startswith('skipped')
   md = (results / 'tables.md').read_text()
   assert 'multi-query local' in md and 'not run here' in md

@@ -268,3 +268,77 @@ def test_both_offered_dropout_rngs_train(impl, tmp_path):
   with tr.context():
     _, out = tr.train_step(tr.init_state(), batch)
   assert np.isfinite(float(out['loss']))
+
+
+def _events(directory):
+  """{scalar tag: [(step, value)]}, {text tag: [(step, text)]}, {hparams tag: plugin content} of the
+  TensorBoard event files under `directory` (tensorboard's own reader)."""
+  pytest.importorskip('tensorboard')
+  from tensorboard.backend.event_processing import event_accumulator as ea
+  scalars, texts, hparams = {}, {}, {}
+  for run in sorted({p.parent for p in Path(directory).rglob('events.out.tfevents.*')}):
+    acc = ea.EventAccumulator(str(run), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
+    acc.Reload()
+    for tag in acc.Tags()['scalars']:
+      scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    for tag in acc.Tags()['tensors']:
+      if acc.SummaryMetadata(tag).plugin_data.plugin_name == 'text':
+        texts.setdefault(tag, []).extend((e.step, e.tensor_proto.string_val[0].decode())
+                                         for e in acc.Tensors(tag))
+    hparams.update(acc.PluginTagToContent('hparams'))
+  return scalars, texts, hparams
+
+
+@pytest.mark.parametrize('task,row', [('translate', 'mqa'), ('lm', 'mha')])
+def test_tensorboard_hparams_eval_curve_bleu_and_samples(task, row, shared_data, tmp_path):
+  pytest.importorskip('tensorboardX')
+  c = tiny(task, row, shared_data, num_train_steps=4, eval_every=2, log_every=2, tensorboard=True,
+           tb_bleu_sentences=6, tb_samples=2)
+  out = train.train_and_evaluate(c, tmp_path, log=lambda s: None)
+  scalars, texts, hparams = _events(tmp_path / 'tb')
+  # the eval curve: dev ln(PPL) at every eval_every step (and the same in metrics.jsonl)
+  assert [s for s, _ in scalars['eval/dev_ln_ppl']] == [2, 4]
+  assert np.isclose(scalars['eval/dev_ln_ppl'][-1][1], out['eval_ln_ppl'], rtol=1e-5)
+  assert [s for s, _ in scalars['train/loss']] == [1, 2, 4]
+  # text samples at each eval step: a markdown table with one row per sample
+  assert [s for s, _ in texts['samples/dev/text_summary']] == [2, 4]
+  table = texts['samples/dev/text_summary'][-1][1].splitlines()
+  assert len(table) == 2 + 2
+  # hparams: the flattened config at the start, the final metrics at the end
+  from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+  start = HParamsPluginData.FromString(hparams['_hparams_/session_start_info']).session_start_info
+  assert start.hparams['row'].string_value == row
+  assert start.hparams['model.num_kv_heads'].number_value == c.model.num_kv_heads
+  assert start.hparams['train.learning_rate'].number_value == c.train.learning_rate
+  assert start.hparams['train.seed'].number_value == 0
+  end = HParamsPluginData.FromString(hparams['_hparams_/session_end_info']).session_end_info
+  assert end.status == 1   # STATUS_SUCCESS
+  experiment = HParamsPluginData.FromString(hparams['_hparams_/experiment']).experiment
+  metric_tags = {m.name.tag for m in experiment.metric_infos}
+  assert np.isclose(scalars['hparams/dev_ln_ppl'][-1][1], out['eval_ln_ppl'], rtol=1e-5)
+  if task == 'translate':
+    assert 'source' in table[0] and 'greedy translation' in table[0]
+    bleu = scalars['eval/dev_sample_bleu']
+    assert [s for s, _ in bleu] == [2, 4] and all(0.0 <= v <= 100.0 for _, v in bleu)
+    assert 'hparams/dev_sample_bleu' in metric_tags and 'hparams/dev_sample_bleu' in scalars
+    assert out['eval_sample_bleu'] == pytest.approx(bleu[-1][1], rel=1e-5)
+  else:
+    assert 'prompt' in table[0] and 'eval/dev_sample_bleu' not in scalars
+    assert 'hparams/dev_word_ppl' in metric_tags and 'hparams/dev_sample_bleu' not in metric_tags
+
+
+def test_without_tensorboardx_one_clear_line(tmp_path, monkeypatch):
+  monkeypatch.setattr(train, '_tensorboardx', lambda: None)
+  logs = []
+  reporter = train.Reporter(tmp_path, 2, True, False, logs.append)
+  reporter.hparams_start(cfg.row_config('translate', 'mqa', 'tiny'))
+  reporter.write(1, {'train_loss': 1.0})
+  reporter.text(1, 'samples/dev', 'x')
+  reporter.hparams_end(1, {'train_loss': 1.0})
+  reporter.close()
+  assert len(logs) == 1 and 'tensorboardX not installed' in logs[0] and 'viz' in logs[0]
+  assert not (tmp_path / 'tb').exists() and (tmp_path / 'metrics.jsonl').is_file()
+  assert train.tb_tag('eval_ln_ppl') == 'eval/dev_ln_ppl' and train.tb_tag('train_loss') == 'train/loss'
+  flat = train.flat_hparams(cfg.row_config('lm', 'mqa', 'tiny'))
+  assert flat['row'] == 'mqa' and flat['model.num_kv_heads'] == 1 and flat['model.window'] == 'None'
+  assert flat['train.learning_rate'] == 0.01 and 'mesh.rules' not in flat

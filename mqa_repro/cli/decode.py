@@ -40,7 +40,7 @@ def progress_printer(prog: str, asked: bool):
 
 def build_parser() -> Parser:
   p = Parser('mqa-repro decode', __doc__, overrides="the run's saved config.json (this decode only)")
-  p.add_argument('--workdir', required=True, help='training run directory (config.json, checkpoints)')
+  p.add_argument('--workdir', required=True, help='training run directory (config.json, checkpoints): local or gs://bucket/run')
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument('--input', help="text file, one source sentence (or prompt) per line; '-' = stdin")
   src.add_argument('--split', choices=('dev', 'test'),

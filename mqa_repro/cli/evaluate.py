@@ -47,7 +47,7 @@ def main(argv: Sequence[str]) -> int:
   p = Parser('mqa-repro evaluate', __doc__, overrides="the run's saved config.json (with --workdir)")
   p.add_argument('--hyp', help="detokenised hypotheses, one per line ('-' = stdin)")
   p.add_argument('--ref', help='reference translations, one per line')
-  p.add_argument('--workdir', help='training run directory: score a checkpoint')
+  p.add_argument('--workdir', help='training run directory (local or gs://bucket/run): score a checkpoint')
   p.add_argument('--split', default='dev', choices=('dev', 'test'))
   p.add_argument('--step', type=int, default=None, help='checkpoint step (default: the latest)')
   p.add_argument('--batch-size', type=int, default=None, help='eval rows per batch (default config)')

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from mqa_repro.cli.common import Parser, stderr
@@ -21,11 +20,13 @@ def run_config(spec: str | None, workdir: str, overrides: Sequence[str]):
   """The config file `spec` with overrides, or without one the run directory's own config.json."""
   from mqa_repro.training import checkpoint
   from mqa_repro import config as cfg
+  from mqa_repro import paths
+  saved = paths.run_path(workdir, '--workdir') / 'config.json'   # local or gs://
   if spec:
     return cfg.load_config(spec, overrides)
-  if not (Path(workdir) / 'config.json').is_file():
-    raise FileNotFoundError(f'--config is needed: {Path(workdir) / "config.json"} does not exist (a '
-                            f'new run needs a config file)')
+  if not saved.is_file():
+    raise FileNotFoundError(f'--config is needed: {saved} does not exist (a new run needs a config '
+                            f'file)')
   return checkpoint.saved_config(workdir, overrides)
 
 
@@ -34,7 +35,8 @@ def main(argv: Sequence[str]) -> int:
   p.add_argument('--config', default=None,
                  help="config file, optionally with a size: configs/wmt_mqa.py:tiny (default: the "
                       "run directory's own config.json, to resume or uptrain a run)")
-  p.add_argument('--workdir', required=True, help='run directory (checkpoints, metrics, vocab)')
+  p.add_argument('--workdir', required=True,
+                 help='run directory (checkpoints, metrics, vocab): a local path or gs://bucket/run')
   args, overrides = p.parse(argv)
   from mqa_repro.training import sharding, trainer
   sharding.maybe_initialize_distributed()

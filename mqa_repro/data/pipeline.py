@@ -297,11 +297,14 @@ def _validate(task: str, cfg: ml_collections.ConfigDict, host_index: int, host_c
     raise ValueError(f"data.max_length must be >= 2, got {cfg.max_length}")
 
 
-def _load_tokenizer(task: str, cfg: ml_collections.ConfigDict, workdir: Path, source, log: Log) -> Tokenizer:
+def _load_tokenizer(task: str, cfg: ml_collections.ConfigDict, workdir, source, log: Log) -> Tokenizer:
+  """`workdir`: an epath.Path, local or gs:// (mqa_repro/paths.py)."""
+  from mqa_repro import paths
+  target = workdir / 'vocab.model'
   if cfg.vocab_path:
     tok = Tokenizer.load(cfg.vocab_path)
-  elif (workdir / 'vocab.model').is_file():
-    tok = Tokenizer.load(workdir / 'vocab.model')
+  elif target.is_file():
+    tok = Tokenizer.load(target)
     log(f"data: reusing the vocabulary {tok.model_path} ({tok.vocab_size} pieces)")
   else:
     log(f"data: training a {cfg.vocab_size}-piece SentencePiece vocabulary on up to "
@@ -310,8 +313,16 @@ def _load_tokenizer(task: str, cfg: ml_collections.ConfigDict, workdir: Path, so
     if cfg.max_train_examples:
       rows = itertools.islice(rows, cfg.max_train_examples)
     sentences = itertools.chain.from_iterable(rows)   # both languages: one shared vocabulary
-    tok = train_sentencepiece(sentences, cfg.vocab_size, workdir / 'vocab.model',
-                              max_sentences=cfg.spm_max_sentences, seed=cfg.seed)
+    if paths.is_local(workdir):
+      tok = train_sentencepiece(sentences, cfg.vocab_size, Path(os.fspath(target)),
+                                max_sentences=cfg.spm_max_sentences, seed=cfg.seed)
+    else:   # trained in a local temporary directory, then copied into the run directory
+      import tempfile
+      with tempfile.TemporaryDirectory(prefix='mqa_repro_vocab_') as tmp:
+        tok = train_sentencepiece(sentences, cfg.vocab_size, Path(tmp) / 'vocab.model',
+                                  max_sentences=cfg.spm_max_sentences, seed=cfg.seed)
+      target.write_bytes(tok.model_proto)
+      tok = Tokenizer(tok.model_proto, target)
     log(f"data: wrote {tok.model_path} ({tok.vocab_size} pieces)")
   if tok.vocab_size > cfg.vocab_size:
     raise ValueError(f"vocabulary {tok.model_path} has {tok.vocab_size} pieces but data.vocab_size is "
@@ -321,11 +332,18 @@ def _load_tokenizer(task: str, cfg: ml_collections.ConfigDict, workdir: Path, so
 
 def load_task_data(task: str, data_config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
                    host_index: int = 0, host_count: int = 1, log: Log = print) -> TaskData:
-  """Resolve the source, load or train the vocabulary; splits are tokenized lazily on first use."""
+  """Resolve the source, load or train the vocabulary; splits are tokenized lazily on first use.
+
+  `workdir` may be a gs:// URL (mqa_repro/paths.py): the vocabulary is kept there, the token caches
+  (memory-mapped) locally, under ``$MQA_REPRO_CACHE/data_cache`` or ~/.cache/mqa_repro/data_cache
+  (their keys hold the vocabulary's and the text's sha256, so runs may share them)."""
+  from mqa_repro import paths
   _validate(task, data_config, host_index, host_count)
-  workdir = Path(workdir).expanduser()
+  workdir = paths.run_path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   source = _make_source(task, data_config, log)
   tokenizer = _load_tokenizer(task, data_config, workdir, source, log)
+  cache_dir = (Path(os.fspath(workdir)) / 'data_cache' if paths.is_local(workdir)
+               else paths.local_cache_dir('data_cache'))
   return TaskData(task=task, tokenizer=tokenizer, config=data_config, host_index=host_index,
-                  host_count=host_count, source=source, cache_dir=workdir / 'data_cache', log=log)
+                  host_count=host_count, source=source, cache_dir=cache_dir, log=log)

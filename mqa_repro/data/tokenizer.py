@@ -53,7 +53,9 @@ class Tokenizer:
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> 'Tokenizer':
-    path = Path(path)
+    """The model at a local path or a gs:// URL (mqa_repro/paths.py)."""
+    from mqa_repro import paths
+    path = paths.run_path(path, 'the vocabulary path')
     if not path.is_file():
       raise FileNotFoundError(f"SentencePiece model not found: {path}")
     return cls(path.read_bytes(), path)

@@ -8,7 +8,9 @@ A run directory (the ``--workdir``) holds:
                      and SHA256SUMS: the sha256 of every file orbax wrote for the step
   metrics.jsonl      one JSON object per logged step
   model_info.json    parameter shapes, counts and shardings
-  tb/                TensorBoard scalars
+  tb/                TensorBoard: every metric as a scalar (eval/dev_ln_ppl: the eval curve), the
+                     flattened config as hparams with the final metrics, greedy BLEU of a small dev
+                     sample (eval/dev_sample_bleu) and sample translations / continuations as text
 
 Saves are asynchronous (training continues while the previous step is written) and orbax commits a
 step only once it is complete, so a killed run never leaves a half-written step that looks finished.
@@ -38,7 +40,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -46,6 +47,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from mqa_repro import paths
 from mqa_repro.nn import transformer as mdl
 from mqa_repro.training import sharding
 
@@ -70,26 +72,31 @@ class CorruptCheckpoint(ValueError):
   pass
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path) -> str:
   h = hashlib.sha256()
-  with open(path, 'rb') as f:
+  with path.open('rb') as f:
     while chunk := f.read(1 << 22):
       h.update(chunk)
   return h.hexdigest()
 
 
-def write_integrity(step_dir: Path) -> None:
-  """Record the sha256 of every file of a committed step in step_dir/SHA256SUMS (atomically)."""
-  files = sorted(p for p in step_dir.rglob('*') if p.is_file() and p.name != INTEGRITY_FILE)
+def write_integrity(step_dir) -> None:
+  """Record the sha256 of every file of a committed step in step_dir/SHA256SUMS (atomically where
+  the file system renames atomically). `step_dir`: a pathlib or epath Path (local or gs://)."""
+  step_dir = paths.run_path(step_dir)
+  # (epath's rglob refuses '**' patterns: a walk lists a bucket's files as cheaply)
+  files = sorted((root / name for root, _, names in step_dir.walk() for name in names
+                  if name != INTEGRITY_FILE), key=str)
   record = ''.join(f'{_sha256(p)}  {p.relative_to(step_dir).as_posix()}\n' for p in files)
   tmp = step_dir / f'.{INTEGRITY_FILE}.tmp'
   tmp.write_text(record)
-  os.replace(tmp, step_dir / INTEGRITY_FILE)
+  tmp.replace(step_dir / INTEGRITY_FILE)
 
 
-def verify_integrity(step_dir: Path) -> bool:
+def verify_integrity(step_dir) -> bool:
   """True when every file the step's record lists is there with its recorded sha256; False when the
   step has no record; CorruptCheckpoint naming the first file that is missing or differs."""
+  step_dir = paths.run_path(step_dir)
   record = step_dir / INTEGRITY_FILE
   if not record.is_file():
     return False
@@ -110,7 +117,8 @@ class Checkpointer:
 
   def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, async_save: bool = True,
                read_only: bool = False):
-    self.directory = Path(workdir).resolve() / 'checkpoints'
+    workdir = paths.run_path(workdir)     # local, or gs:// (mqa_repro/paths.py)
+    self.directory = (workdir.resolve() if paths.is_local(workdir) else workdir) / 'checkpoints'
     self.read_only = read_only
     # (orbax's own read_only option warns on every load; this one just never saves or moves)
     options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else keep,
@@ -218,7 +226,7 @@ class Checkpointer:
 def latest_step(workdir: str | os.PathLike) -> int | None:
   """The newest committed step under a run directory, by name (orbax names committed steps by
   number), without opening it; None when there is none."""
-  d = Path(workdir) / 'checkpoints'
+  d = paths.run_path(workdir) / 'checkpoints'
   steps = [int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()] if d.is_dir() else []
   return max(steps) if steps else None
 
@@ -249,7 +257,7 @@ def saved_config(workdir: str | os.PathLike, overrides: Sequence[str] = (), *,
   """A run's own config.json with ``KEY=VALUE`` overrides applied, validated. `keep_shapes`
   refuses overrides of SHAPE_FIELDS (inference: the checkpoint fixes them)."""
   from mqa_repro import config as cfg
-  workdir = Path(workdir)
+  workdir = paths.run_path(workdir)
   path = workdir / 'config.json'
   if not path.is_file():
     raise FileNotFoundError(f'{path} not found: is {workdir} a training run directory '
@@ -276,9 +284,10 @@ def load_for_inference(workdir: str | os.PathLike, step: int | None = None, log:
   """
   from mqa_repro.data.tokenizer import Tokenizer
 
-  workdir = Path(workdir)
+  workdir = paths.run_path(workdir)
   config = saved_config(workdir, overrides, keep_shapes=True)
-  vocab = Path(config.data.vocab_path) if config.data.vocab_path else workdir / 'vocab.model'
+  vocab = (paths.run_path(config.data.vocab_path, 'config.data.vocab_path') if config.data.vocab_path
+           else workdir / 'vocab.model')
   if not vocab.is_file():
     raise FileNotFoundError(f'vocabulary {vocab} not found (it is written at the start of training)')
   if not (workdir / 'checkpoints').is_dir():
@@ -286,4 +295,4 @@ def load_for_inference(workdir: str | os.PathLike, step: int | None = None, log:
   checkpointer = Checkpointer(workdir, read_only=True)
   s, params = checkpointer.restore_params(abstract_params(config, mesh), step, log)
   log(f'loaded {workdir} step {s}')
-  return config, params, Tokenizer.load(str(vocab))
+  return config, params, Tokenizer.load(vocab)

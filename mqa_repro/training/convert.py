@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -108,13 +107,14 @@ def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: in
   from mqa_repro.training import checkpoint
   from mqa_repro.training.trainer import Trainer
 
-  source_dir, target_dir = Path(source_dir), Path(target_dir)
+  from mqa_repro import paths
+  source_dir, target_dir = paths.run_path(source_dir, '--from'), paths.run_path(target_dir, '--to')
   if (target_dir / 'config.json').exists() or (target_dir / 'checkpoints').exists():
     raise ValueError(f'{target_dir} already holds a run; choose a new --to directory')
   source, params, tokenizer = checkpoint.load_for_inference(source_dir, step=step, log=log)
   config = converted_config(source, num_kv_heads, target_dir.name, fraction, overrides)
   target_dir.mkdir(parents=True, exist_ok=True)
-  shutil.copy2(tokenizer.model_path, target_dir / 'vocab.model')
+  (target_dir / 'vocab.model').write_bytes(tokenizer.model_proto)
   trainer = Trainer(config, target_dir, log=log)
   fresh = trainer.init_state()['params'] if init == 'random' else None
   new = convert_params(params, num_kv_heads, init, fresh)
@@ -126,7 +126,7 @@ def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: in
   ckpt.close()
   trainer.write_run_files({'params': new})
   before, after = mdl.count_params(params), mdl.count_params(new)
-  record = {'source': str(source_dir.resolve()), 'source_name': source.name,
+  record = {'source': str(source_dir.resolve() if paths.is_local(source_dir) else source_dir), 'source_name': source.name,
             'source_step': int(step if step is not None else checkpoint.latest_step(source_dir)),
             'source_kv_heads': source.model.num_kv_heads, 'kv_heads': num_kv_heads, 'init': init,
             'params_before': before, 'params_after': after, 'params_lost': before - after,

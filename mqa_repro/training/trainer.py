@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from mqa_repro import config as cfg
-from mqa_repro import costs, tasks
+from mqa_repro import costs, paths, tasks
 from mqa_repro.nn import transformer as mdl
 from mqa_repro.training import checkpoint as ckpt
 from mqa_repro.training import losses
@@ -161,33 +161,169 @@ def make_eval_step(model: mdl.Transformer) -> Callable:
 # What a user watches: progress line, metrics.jsonl, TensorBoard.
 
 
+def tb_tag(key: str) -> str:
+  """A metrics.jsonl key -> its TensorBoard tag: 'eval_ln_ppl' -> 'eval/dev_ln_ppl' (the eval curve:
+  dev ln(PPL) per subword at every eval_every step), 'eval_sample_bleu' -> 'eval/dev_sample_bleu',
+  'train_loss' -> 'train/loss', 'learning_rate' -> 'train/learning_rate'."""
+  if key.startswith('eval_'):
+    return 'eval/dev_' + key[len('eval_'):]
+  return 'train/' + key.removeprefix('train_')
+
+
+# The final metrics attached to the run's hparams (TensorBoard's HPARAMS tab): metrics.jsonl key ->
+# tag. Written once training ends; absent keys (BLEU of an LM run, an eval never run) are skipped.
+HPARAM_METRICS = {'eval_ln_ppl': 'hparams/dev_ln_ppl', 'eval_word_ppl': 'hparams/dev_word_ppl',
+                  'eval_sample_bleu': 'hparams/dev_sample_bleu', 'train_loss': 'hparams/train_loss',
+                  'tokens_per_s': 'hparams/tokens_per_s'}
+
+
+def flat_hparams(config: ml_collections.ConfigDict) -> dict[str, bool | int | float | str]:
+  """The config flattened to 'group.field' -> scalar (the run's row, attention variant, sizes, data,
+  recipe, seed, decoding); None -> 'None', lists and tuples (mesh rules) left out."""
+  out: dict[str, bool | int | float | str] = {}
+
+  def walk(prefix: str, node: ml_collections.ConfigDict) -> None:
+    for key in sorted(node.keys()):
+      value = node[key]
+      if isinstance(value, ml_collections.ConfigDict):
+        walk(f'{prefix}{key}.', value)
+      elif isinstance(value, (bool, int, float, str)):
+        out[prefix + key] = value
+      elif value is None:
+        out[prefix + key] = 'None'
+  walk('', config)
+  return out
+
+
+def _tensorboardx():
+  """tensorboardX's SummaryWriter, or None when it is not installed."""
+  try:
+    from tensorboardX import SummaryWriter
+  except ImportError:
+    return None
+  return SummaryWriter
+
+
+class _Mirror:
+  """A TensorBoard log written locally and copied to a remote run directory (gs://...) at every
+  flush: event files are appended to, which object stores cannot do, and they stay small."""
+
+  def __init__(self, remote: Any):
+    import tempfile
+    self.remote = remote
+    self.local = Path(tempfile.mkdtemp(prefix='mqa_repro_tb_'))
+
+  def sync(self) -> None:
+    for path in self.local.rglob('*'):
+      if path.is_file():
+        target = self.remote / path.relative_to(self.local).as_posix()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+
+  def cleanup(self) -> None:
+    import shutil
+    shutil.rmtree(self.local, ignore_errors=True)
+
+
 class Reporter:
-  def __init__(self, workdir: Path, total: int, use_tb: bool, progress: bool, log: Log):
+  """metrics.jsonl, the progress line and TensorBoard (tensorboardX, optional) of the main process.
+
+  TensorBoard (``workdir/tb``): every metrics.jsonl number as a scalar (``tb_tag``), the flattened
+  config as hparams with the final metrics attached at the end (``HPARAM_METRICS``), and the text of
+  the dev sample (training/samples.py). A local workdir is written in place; a gs:// one through
+  epath (metrics.jsonl rewritten whole, tb/ staged locally and copied at each flush)."""
+
+  def __init__(self, workdir: Any, total: int, use_tb: bool, progress: bool, log: Log):
+    workdir = paths.run_path(workdir)
     self.workdir, self.total, self.log, self.progress = workdir, total, log, progress
     self.is_main = jax.process_index() == 0
-    self.metrics_file = open(workdir / 'metrics.jsonl', 'a') if self.is_main else None
-    self.tb = None
+    self.local = paths.is_local(workdir)
+    self.metrics_path = workdir / 'metrics.jsonl'
+    self.metrics_file = None
+    self._lines: list[str] = []   # a remote metrics.jsonl: its whole text, rewritten at each write
+    if self.is_main:
+      if self.local:
+        self.metrics_file = open(os.fspath(self.metrics_path), 'a')
+      elif self.metrics_path.exists():
+        self._lines = self.metrics_path.read_text().splitlines(keepends=True)
+    self.tb, self.mirror = None, None
     if use_tb and self.is_main:
-      try:
-        from tensorboardX import SummaryWriter
-        self.tb = SummaryWriter(str(workdir / 'tb'))
-      except ImportError:
-        log('train: tensorboardX not installed (pip install "mqa_repro[viz]"); no TensorBoard scalars')
+      writer = _tensorboardx()
+      if writer is None:
+        log('train: tensorboardX not installed (pip install "mqa_repro[viz]"); no TensorBoard logs')
+      else:
+        if self.local:
+          tb_dir = os.fspath(workdir / 'tb')
+        else:
+          self.mirror = _Mirror(workdir / 'tb')
+          tb_dir = str(self.mirror.local)
+        self.tb = writer(tb_dir)
     self.start = time.time()
     self.first_step: int | None = None
+    self._hparams = False
+
+  def _flush_tb(self) -> None:
+    self.tb.flush()
+    if self.mirror is not None:
+      self.mirror.sync()
 
   def write(self, step: int, values: dict[str, float]) -> None:
     if not self.is_main:
       return
     record = {'step': step, **{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                                for k, v in values.items()}}
-    self.metrics_file.write(json.dumps(record) + '\n')
-    self.metrics_file.flush()
+    line = json.dumps(record) + '\n'
+    if self.metrics_file is not None:
+      self.metrics_file.write(line)
+      self.metrics_file.flush()
+    else:
+      self._lines.append(line)
+      self.metrics_path.write_text(''.join(self._lines))
     if self.tb is not None:
       for k, v in values.items():
         if isinstance(v, (int, float)) and math.isfinite(v):
-          self.tb.add_scalar(k, v, step)
-      self.tb.flush()
+          self.tb.add_scalar(tb_tag(k), v, step)
+      self._flush_tb()
+
+  def hparams_start(self, config: ml_collections.ConfigDict) -> None:
+    """The run's hparams (``flat_hparams``) and the metrics they will be compared by."""
+    if self.tb is None:
+      return
+    from tensorboardX.summary import hparams
+    spec = tasks.get(config.task)
+    has = {'eval_word_ppl': spec.word_perplexity,
+           'eval_sample_bleu': spec.bleu and bool(config.train.get('tb_bleu_sentences', 0))}
+    metrics = {tag: 0.0 for key, tag in HPARAM_METRICS.items() if has.get(key, True)}
+    experiment, session_start, _ = hparams(flat_hparams(config), metrics)
+    self.tb.file_writer.add_summary(experiment)
+    self.tb.file_writer.add_summary(session_start)
+    self._hparams = True
+    self._flush_tb()
+
+  def hparams_end(self, step: int, final: dict[str, Any], ok: bool = True) -> None:
+    """The final metrics under their hparams tags, and the session's end (success or failure)."""
+    if self.tb is None or not self._hparams:
+      return
+    from tensorboardX.proto.api_pb2 import Status
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
+    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+    for key, tag in HPARAM_METRICS.items():
+      value = final.get(key)
+      if isinstance(value, (int, float)) and math.isfinite(value):
+        self.tb.add_scalar(tag, value, step)
+    status = Status.Value('STATUS_SUCCESS' if ok else 'STATUS_FAILURE')
+    content = HParamsPluginData(session_end_info=SessionEndInfo(status=status), version=0)
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+        plugin_name='hparams', content=content.SerializeToString()))
+    self.tb.file_writer.add_summary(
+        Summary(value=[Summary.Value(tag='_hparams_/session_end_info', metadata=metadata)]))
+    self._hparams = False
+    self._flush_tb()
+
+  def text(self, step: int, tag: str, markdown: str) -> None:
+    if self.tb is not None and markdown:
+      self.tb.add_text(tag, markdown, step)
+      self._flush_tb()
 
   def progress_line(self, step: int, loss: float, extra: str = '') -> None:
     if not (self.is_main and self.progress):
@@ -210,6 +346,9 @@ class Reporter:
       self.metrics_file.close()
     if self.tb is not None:
       self.tb.close()
+      if self.mirror is not None:
+        self.mirror.sync()
+        self.mirror.cleanup()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,7 +375,7 @@ class Trainer:
                data: Any = None, log: Log = print, devices: Sequence[Any] | None = None,
                mesh: jax.sharding.Mesh | None = None):
     self.config, self.log = cfg.validate(config), log
-    self.workdir = Path(workdir)
+    self.workdir = paths.run_path(workdir)      # local, or gs:// (mqa_repro/paths.py)
     self.workdir.mkdir(parents=True, exist_ok=True)
     self.mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh, devices)
     self.rules = sharding.resolve_rules(config, self.mesh, log)
@@ -397,6 +536,13 @@ class Trainer:
     self.write_run_files(state)
     start = int(state['step'])
     reporter = Reporter(self.workdir, t.num_train_steps, t.tensorboard, t.progress, log)
+    reporter.hparams_start(c)
+    # The dev sample decoded at eval steps for TensorBoard (training/samples.py): on every process
+    # (the decode runs on the mesh), whenever TensorBoard can be written at all.
+    sample = None
+    if t.tensorboard and t.eval_every and _tensorboardx() is not None:
+      from mqa_repro.training import samples
+      sample = samples.DevSample.from_data(c, self.data, self.mesh)
     peak = _peak_flops(t)
     compiled = self.compile_step(state, self.to_global(next(self.data.train_batches(start))))
     # model FLOPs of the padded step, from the dimensions (XLA's cost analysis misses cuBLAS calls)
@@ -411,6 +557,7 @@ class Trainer:
     last_good = start if start else None      # the newest checkpoint known to hold finite values
     window_start, window_tokens, window_steps = time.time(), 0.0, 0
     summary: dict[str, Any] = {}
+    ok = False
     try:
       for step in range(start, t.num_train_steps):
         batch = self.to_global(next(batches))
@@ -440,9 +587,14 @@ class Trainer:
                     'step_time_s': step_time, 'tokens_per_s': tokens_per_s}
           if step_flops and peak:
             record['mfu'] = costs.mfu(step_flops, step_time, peak, jax.device_count())
+          sample_text = ''
           if need_eval:
             record.update(self.evaluate(state['params']))
+            if sample is not None:
+              scores, sample_text = sample.run(state['params'])
+              record.update(scores)
           reporter.write(done, record)
+          reporter.text(done, 'samples/dev', sample_text)
           reporter.progress_line(done, loss, ' '.join(f'{k} {v:.3f}' for k, v in record.items()
                                                        if k.startswith('eval_') and 'tokens' not in k
                                                        and 'words' not in k))
@@ -452,8 +604,10 @@ class Trainer:
           checkpointer.save(done, state['params'], state['opt_state'],
                             {'step': done, 'data_step': done, 'seed': t.seed, 'name': c.name})
           last_good = done
+      ok = True
     finally:
       checkpointer.close()
+      reporter.hparams_end(summary.get('step', start), summary, ok)
       reporter.close()
     return summary
 
