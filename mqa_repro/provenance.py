@@ -19,7 +19,7 @@ The record (``collect``)::
 The exact software environment (``environment``: every package the project depends on, the JAX
 plugins and accelerator libraries installed beside jax, the interpreter and the OS) is longer than a
 record should repeat, so it is written ONCE per results folder, as ``environment.json``
-(``write_environment``; reproduce does it), and each row's provenance names it by its ``id``.
+(``report.records.write_environment``; reproduce and bench do it), and each row's provenance names it by its ``id``.
 
 The commit is read from git only when git's top level IS the project root (the directory holding
 ``pyproject.toml`` above the package): a checkout copied inside another repository would otherwise
@@ -43,7 +43,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 COMMIT_ENV = 'MQA_REPRO_COMMIT'
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'sacrebleu', 'sentencepiece', 'numpy')
@@ -58,7 +58,6 @@ OPTIONAL = ('etils', 'tensorstore', 'ml_dtypes', 'chex', 'tensorboardX', 'tensor
 # Installed distributions whose names start so are JAX backends or the CUDA / ROCm / TPU libraries
 # they load (jax-cuda12-plugin, jax-cuda12-pjrt, nvidia-cublas-cu12, libtpu, ...).
 PLUGIN_PREFIXES = ('jax-cuda', 'jax_cuda', 'jax-rocm', 'jax_rocm', 'jax-tpu', 'libtpu', 'nvidia-')
-ENVIRONMENT_FILE = 'environment.json'
 
 
 def project_root() -> Path | None:
@@ -126,29 +125,6 @@ def environment() -> dict[str, Any]:
   }
   digest = hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:12]
   return {'id': digest, **env}
-
-
-def write_environment(results_dir: str | os.PathLike, log: Callable[[str], None] = print
-                      ) -> dict[str, Any]:
-  """Write (or keep) ``<results_dir>/environment.json`` and return this process' environment.
-
-  The file describes the environment of the newest invocation; when an earlier invocation in the same
-  folder ran in a different one, that one is kept under 'previous' (newest first) so rows written
-  then still find theirs by id, and the change is logged."""
-  from mqa_repro.report import records
-  env = environment()
-  path = Path(results_dir) / ENVIRONMENT_FILE
-  old = records.read_json(path) or {}
-  if old.get('id') == env['id']:
-    return env
-  previous = list(old.get('previous', []))
-  if old.get('id'):
-    previous.insert(0, {k: v for k, v in old.items() if k != 'previous'})
-    log(f"provenance: the environment differs from the one {path} recorded ({old['id']} -> "
-        f"{env['id']}); the old one is kept under 'previous'")
-  records.write_json(path, {**env, 'recorded_utc': datetime.datetime.now(
-      datetime.timezone.utc).isoformat(timespec='seconds'), **({'previous': previous} if previous else {})})
-  return env
 
 
 def command_line(prog: str, argv: Sequence[str] | None) -> str:

@@ -24,7 +24,7 @@ text when ``$MQA_REPRO_DATA`` holds it (newstest2013 / newstest2014; lm1b heldou
 
 Each run writes ``<results>/rows/<run name>.json``; ``<results>/data_<task>.json`` records the text
 every run of the task trained on; ``<results>/environment.json`` the exact package versions, Python and
-OS (provenance.write_environment), once per folder: each record's provenance names it by id. A rerun skips a run whose JSON and run directory exist, unless its
+OS (report.records.write_environment), once per folder: each record's provenance names it by id. A rerun skips a run whose JSON and run directory exist, unless its
 inputs (config or eval sets) changed, which it says; ``--force`` reruns it (training resumes from the
 final checkpoint, so only scoring and decoding run again). ``run.json`` keeps one entry per invocation.
 """
@@ -76,7 +76,7 @@ class Options:
 
 def _provenance(options: Options, environment: str | None = None) -> dict[str, Any]:
   """The provenance record of this invocation; `environment`: the id of the results folder's
-  environment.json entry it ran in (provenance.write_environment)."""
+  environment.json entry it ran in (report.records.write_environment)."""
   extra = {'environment': environment} if environment else {}
   return provenance.collect(PROG, options.argv, preset=options.preset, **extra)
 
@@ -466,7 +466,7 @@ def reproduce(options: Options, log: Log = print) -> int:
   log(f'reproduce: preset {preset.name} ({preset.description}); {len(runs)} runs; results -> {results}; '
       f'run directories -> {workdirs}')
   # The exact package versions, once per results folder; every record below names it by id.
-  env_id = provenance.write_environment(results, log)['id'] if is_main else None
+  env_id = records.write_environment(results, log)['id'] if is_main else None
 
   for task in tasks.TASKS:
     todo = [(i, r) for i, r in enumerate(runs, 1) if r.task == task]

@@ -108,16 +108,16 @@ def test_dependencies_match_pyproject():
 
 def test_environment_written_once_per_results_folder(tmp_path, monkeypatch):
   logs = []
-  env = provenance.write_environment(tmp_path, logs.append)
-  path = tmp_path / provenance.ENVIRONMENT_FILE
+  env = records.write_environment(tmp_path, logs.append)
+  path = tmp_path / records.ENVIRONMENT_FILE
   first = path.read_text()
   assert records.read_json(path)['id'] == env['id'] and not logs
-  provenance.write_environment(tmp_path, logs.append)      # same environment: file unchanged
+  records.write_environment(tmp_path, logs.append)      # same environment: file unchanged
   assert path.read_text() == first and not logs
   # another environment (here: a different numpy) replaces it and keeps the old one, by id
   real = provenance.environment
   monkeypatch.setattr(provenance, 'environment', lambda: {**real(), 'id': 'other', 'python': 'x'})
-  provenance.write_environment(tmp_path, logs.append)
+  records.write_environment(tmp_path, logs.append)
   now = records.read_json(path)
   assert now['id'] == 'other' and [p['id'] for p in now['previous']] == [env['id']]
   assert len(logs) == 1 and env['id'] in logs[0]

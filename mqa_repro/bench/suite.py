@@ -21,7 +21,8 @@ from mqa_repro.bench.sweeps import sweep
 from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS, bench_variant, profile_decode
 from mqa_repro.bench.timing import Budget
 from mqa_repro.nn import decode_impl
-from mqa_repro.provenance import collect, write_environment
+from mqa_repro.provenance import collect
+from mqa_repro.report.records import write_environment
 from mqa_repro.report.records import BenchRecord, read_json, write_json
 
 
@@ -56,7 +57,7 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   budget = Budget(time_budget)
   hw = measure_hardware(size, with_torch=torch_probes, log=log)
   prov = collect('mqa-repro bench', argv)
-  if out:   # the exact package versions, once per results folder (provenance.write_environment)
+  if out:   # the exact package versions, once per results folder (report.records.write_environment)
     prov['environment'] = write_environment(Path(out).parent, log)['id']
   runs = list((previous or {}).get('runs', [])) + [
       {**prov, 'hardware': {k: hw[k] for k in ('ceiling_GBps', 'ceiling_TFLOPs', 'ceiling_basis')}}]

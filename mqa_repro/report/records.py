@@ -17,11 +17,12 @@ Files of a results directory::
 
 from __future__ import annotations
 
+import datetime
 import json
 import lzma
 import os
 from pathlib import Path
-from typing import Any, Sequence, TypedDict
+from typing import Any, Callable, Sequence, TypedDict
 
 from mqa_repro import provenance as prov
 
@@ -218,3 +219,28 @@ def read_lines_xz(path: Path) -> list[str]:
 def split_file_name(split_name: str) -> str:
   """A split's name as hypothesis and reference files spell it ('offline dev' -> 'offline_dev')."""
   return split_name.replace(' ', '_')
+
+
+ENVIRONMENT_FILE = 'environment.json'
+
+
+def write_environment(results_dir: str | os.PathLike, log: Callable[[str], None] = print
+                      ) -> dict[str, Any]:
+  """Write (or keep) ``<results_dir>/environment.json`` and return this process' environment.
+
+  The file describes the environment of the newest invocation; when an earlier invocation in the same
+  folder ran in a different one, that one is kept under 'previous' (newest first) so rows written
+  then still find theirs by id, and the change is logged."""
+  env = prov.environment()
+  path = Path(results_dir) / ENVIRONMENT_FILE
+  old = read_json(path) or {}
+  if old.get('id') == env['id']:
+    return env
+  previous = list(old.get('previous', []))
+  if old.get('id'):
+    previous.insert(0, {k: v for k, v in old.items() if k != 'previous'})
+    log(f"provenance: the environment differs from the one {path} recorded ({old['id']} -> "
+        f"{env['id']}); the old one is kept under 'previous'")
+  write_json(path, {**env, 'recorded_utc': datetime.datetime.now(
+      datetime.timezone.utc).isoformat(timespec='seconds'), **({'previous': previous} if previous else {})})
+  return env
