@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from mqa_repro import experiment as xp
 from mqa_repro.report import quality
 from mqa_repro.report.format import md_table
 
@@ -73,13 +74,18 @@ def glance(root: Path) -> str:
   results = root / 'results' / 'h200'
   rows = quality.load_rows(results) if (results / 'rows').is_dir() else {'translate': [], 'lm': []}
   found = []
-  for task, group, metric, role, lower, name, digits in (
-      ('translate', 'newstest', ('ln_ppl',), 'dev', True, 'WMT ln(PPL) per subword, newstest2013', 3),
+  t1, t3 = xp.PAPER_TABLE1, xp.PAPER_TABLE3
+  for task, group, metric, role, lower, name, digits, paper in (
+      ('translate', 'newstest', ('ln_ppl',), 'dev', True, 'WMT ln(PPL) per subword, newstest2013', 3,
+       (t1['mha'][3], t1['mqa'][3])),
       ('translate', 'newstest', ('bleu', 'greedy', 'intl', 'score'), 'test', False,
-       'WMT BLEU newstest2014, greedy', 2),
+       'WMT BLEU newstest2014, greedy', 2, (t1['mha'][5], t1['mqa'][5])),
       ('translate', 'offline', ('bleu', 'greedy', 'intl', 'score'), 'test', False,
-       'WMT BLEU offline test, greedy', 2),
-      ('lm', 'lm1b', ('ln_ppl',), 'dev', True, 'LM ln(PPL) per subword, lm1b heldout', 3)):
+       'WMT BLEU offline test (in-domain), greedy', 2, None),
+      ('lm', 'lm1b', ('word_ppl',), 'dev', True, 'LM perplexity per word, lm1b heldout', 1,
+       (t3['mha'][3], t3['mqa'][3])),
+      ('lm', 'offline', ('word_ppl',), 'dev', True, 'LM perplexity per word, offline dev (in-domain)', 1,
+       None)):
     by = {r.row: r for r in rows[task]}
     if 'mha' not in by or 'mqa' not in by:
       continue
@@ -90,13 +96,15 @@ def glance(root: Path) -> str:
     noise = ('within seed noise' if se is not None and abs(d) <= 2 * se else
              ('worse' if (d > 0) == lower else 'better') + ' beyond 2 s.e.' if se is not None else 'one seed')
     found.append([name, a.text(digits) + f' (n={a.n})', b.text(digits) + f' (n={b.n})',
-                  f'{d:+.{digits}f}' + (f' ± {se:.{digits}f}' if se is not None else '') + f', {noise}'])
+                  f'{d:+.{digits}f}' + (f' ± {se:.{digits}f}' if se is not None else '') + f', {noise}',
+                  f'{paper[1] - paper[0]:+.{max(digits, 1)}f} ({paper[0]} → {paper[1]})' if paper else '–'])
   if found:
     first = rows['translate'][0].runs[0] if rows['translate'] else rows['lm'][0].runs[0]
     lines += [f"**Quality** — the scaled reproduction (size `{first['size']}`: d_model "
               f"{first['model']['d_model']}, the paper's depth, every row at equal parameters; "
               f"`results/h200/tables.md`), mean ± std over seeds:", '',
-              *md_table(['', 'multi-head', 'multi-query', 'multi-query minus multi-head (± s.e.)'], found), '']
+              *md_table(['', 'multi-head', 'multi-query', 'multi-query minus multi-head (± s.e.)',
+                         'paper: the same difference'], found), '']
   else:
     lines += ["**Quality** — the scaled reproduction on the H200 (`gpu` preset, d_model 512 at the paper's "
               "depth, 3 seeds of multi-head and multi-query) has not produced its rows yet; its sizing "
