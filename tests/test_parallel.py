@@ -24,6 +24,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_two_devices(tmp_path):
   """The three processes run at once. The one-process run keeps the config's bfloat16 (its speed
   is timed apart from the float32 loss check); the two processes run a float32 config, whose loss
@@ -100,6 +101,7 @@ print('RESULT' + json.dumps(out))
 '''
 
 
+@pytest.mark.slow
 def test_scoring_and_decoding_on_a_mesh_equal_one_device(tmp_path):
   """What reproduce does after training on a mesh: the parameters stay sharded over it, and the
   perplexity and the hypotheses (greedy and beam, translation and LM) equal a one-device run's."""
