@@ -1,12 +1,28 @@
 """Shared test setup: exact float32 matmuls on CPU, and the real data directory when present."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax
 import pytest
 
 jax.config.update('jax_default_matmul_precision', 'highest')
+
+# One persistent compilation cache for the session, shared with the subprocesses tests start (they
+# inherit the variable): the same tiny train and decode steps, built by many tests and CLI runs, are
+# compiled once. It is new for every session (nothing compiled by older code is reused) unless
+# JAX_COMPILATION_CACHE_DIR is set already.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _cache = tempfile.mkdtemp(prefix='mqa_repro_tests_jax_cache_')
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
+jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
+jax.config.update('jax_persistent_cache_min_compile_time_secs',
+                  float(os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS']))
 
 REPO = Path(__file__).resolve().parent.parent
 

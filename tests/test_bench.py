@@ -47,6 +47,7 @@ def test_paper_memory_arithmetic_ratios():
   assert r['multi_query'] == pytest.approx(1 / 1024 + 128 / (1024 * 8) + 1 / 1024)
 
 
+@pytest.mark.slow
 def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
   out = tmp_path / 'bench.json'
   assert cli.main(['bench', '--size', 'tiny', '--variants', 'mqa', '--lengths', '8',

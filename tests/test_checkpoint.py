@@ -103,6 +103,7 @@ def test_a_damaged_step_makes_decode_and_train_fall_back_naming_the_file(damage,
   assert ckpt.verify_integrity(workdir / 'checkpoints' / '2')  # rewritten by the resumed run
 
 
+@pytest.mark.slow
 def test_a_checkpoint_written_on_eight_devices_decodes_and_evaluates_on_one(run, tmp_path, capsys):
   """Trained over data=2 x fsdp=2 x model=2 fake devices: its arrays' saved shardings name eight
   devices, which this process does not have."""

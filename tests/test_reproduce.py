@@ -159,13 +159,12 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   assert any('changed' in line for line in logs)
   assert json.loads((results / 'rows' / 'lm_mqa_tiny.json').read_text())['evals']['lm1b']['dev'][
       'sentences'] == 5
-  reproduce.reproduce(reproduce_args(argv), log=logs.append)   # back to 4
 
   # Results JSON without this checkout's run directory (a fresh clone of a repo with committed
-  # results) is not taken as done: that row runs again.
+  # results) is not taken as done: that row runs again (the other, with the same inputs, does not).
   import shutil
   shutil.rmtree(tmp_path / 'work' / 'lm_mqa_tiny')
-  assert reproduce_cli.main(argv) == 0
+  assert reproduce.reproduce(reproduce_args(argv, eval_sentences=5), log=logs.append) == 0
   run = json.loads((results / 'run.json').read_text())['history'][-1]
   assert run['runs']['wmt_mqa_local_tiny'].startswith('skipped')
   assert not run['runs']['lm_mqa_tiny'].startswith('skipped')

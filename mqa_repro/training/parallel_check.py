@@ -159,10 +159,12 @@ def run_checks(config_spec: str, overrides: Sequence[str], layouts: Sequence[str
   result: dict[str, Any] = {'provenance': provenance.collect('mqa-repro parallel-check', argv),
                             'config': config.name, 'checks': {}}
   exact = cfg.load_config(config_spec, [*overrides, '--config.model.dtype=float32'])
+  # A float32 config's speed is the exact run's own timing: nothing is compiled and timed twice.
+  same = config.model.dtype == 'float32'
   batches = synthetic_batches(exact, steps)
   single = run_layout(exact, 'single', batches) if jax.process_count() == 1 else None
-  base = run_layout(config, 'single', synthetic_batches(config, 2)) if jax.process_count() == 1 \
-      else None
+  base = None if jax.process_count() > 1 else single if same else \
+      run_layout(config, 'single', synthetic_batches(config, 2))
 
   def save(stage: str) -> None:
     if jax.process_index() == 0:
@@ -179,12 +181,13 @@ def run_checks(config_spec: str, overrides: Sequence[str], layouts: Sequence[str
                                             / np.abs(single['losses'])))
       r['losses_match'] = r['max_rel_loss_diff'] <= rtol
     result['checks'][f'{layout}_float32'] = r
-    speed = run_layout(config, layout, synthetic_batches(config, 2))
-    result['checks'][f'{layout}_{config.model.dtype}'] = {
+    speed = r if same else run_layout(config, layout, synthetic_batches(config, 2))
+    # (for a float32 config the same entry as the loss check: add to it, do not replace it)
+    result['checks'].setdefault(f'{layout}_{config.model.dtype}', {}).update({
         'tokens_per_s': speed['tokens_per_s'], 'step_s': speed['step_s'],
         'single_device_tokens_per_s': base['tokens_per_s'] if base else None,
         'scaling_efficiency': (speed['tokens_per_s'] / (base['tokens_per_s'] * speed['devices'])
-                               if base else None)}
+                               if base else None)})
     save(layout)
   result['decode'] = decode_check(config, decode_batch, 64, 64)
   save('decode')

@@ -425,8 +425,13 @@ class Trainer:
   def from_config(cls, config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
                   log: Log = print, **kwargs: Any) -> 'Trainer':
     """A Trainer with the data ``config.data`` names: this host's share of every batch, the
-    vocabulary trained into (or read from) the run directory."""
+    vocabulary trained into (or read from) the run directory. The config and the mesh are checked
+    first: a bad field or ``config.mesh`` fails at once, before any corpus is read or built."""
     from mqa_repro.data.pipeline import load_task_data
+    cfg.validate(config)
+    if kwargs.get('mesh') is None:
+      kwargs['mesh'] = sharding.make_mesh(config.mesh, kwargs.pop('devices', None))
+    sharding.resolve_rules(config, kwargs['mesh'], log=lambda s: None)   # __init__ logs its notes
     data = load_task_data(config.task, config.data, workdir, log=log,
                           host_index=jax.process_index(), host_count=jax.process_count())
     return cls(config, workdir, data=data, log=log, **kwargs)
