@@ -47,8 +47,10 @@ def test_a_reading_may_quote_only_numbers_its_folder_generated(tmp_path):
   (tmp_path / 'tables.md').write_text('# t\n\n## Reading\n\n1.234 and 9.876\n\n## Table 1\n\n| 1.234 |\n')
   (tmp_path / 'sub').mkdir()
   (tmp_path / 'sub' / 'uptrain.csv').write_text('run,bleu\nx,10.70123\n')
-  (tmp_path / 'reading.md').write_text('ours 1.234, uptrained 10.70, and 9.876 from nowhere\n')
-  assert readme.unsourced_numbers(tmp_path) == ['9.876']
+  (tmp_path / 'sub' / 'steps.md').write_text('3500 steps, 13.52 BLEU\n')
+  (tmp_path / 'reading.md').write_text('ours 1.234, uptrained 10.70 (rounded), and 9.876 from nowhere; '
+                                       '3.5 is neither 3500 nor 13.52; 1.23 and 10.7 round what was found\n')
+  assert readme.unsourced_numbers(tmp_path) == ['9.876', '3.5']
   (tmp_path / 'reading.md').write_text('ours 1.234, uptrained 10.70\n')
   assert readme.unsourced_numbers(tmp_path) == []
 

@@ -10,6 +10,8 @@ the two markers is replaced. Blocks:
   glance  what multi-query buys in decoding speed and costs in quality, from results/h200 (quality,
           speed on the H200 when measured) and results/gpu (the H100 speed runs, relabelled against
           the datasheet by scripts/relabel_h100.py);
+  reading results/h200/reading.md, the hand-written reading of the scaled reproduction (its numbers
+          are checked against that folder's generated files: unsourced_numbers);
   smoke   the smoke preset's numbers (results/smoke) and its wall time;
   setup   the two setup commands' times on an idle 2-core machine (results/setup_times.json, written
           by scripts/time_setup.sh from a fresh clone).
@@ -150,27 +152,38 @@ def setup(root: Path) -> str:
           f"(install included).\n")
 
 
-NUMBER = re.compile(r'\d+\.\d+')
+NUMBER = re.compile(r'(?<![\d.])\d+\.\d+(?![\d.])')
+SOURCE_NUMBER = re.compile(r'(?<![\d.])\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\d.])')
 
 
 def unsourced_numbers(results: Path) -> list[str]:
-  """The decimal numbers of ``<results>/reading.md`` (the hand-written reading) found in none of the
+  """The decimal numbers of ``<results>/reading.md`` (the hand-written reading) that no number in the
   folder's generated text files (tables, CSVs, reports, at any depth; tables.md without the reading
-  it quotes); [] when all are found."""
+  it quotes) rounds to; [] when every one is found. 1.503 is found in a CSV's 1.5030113, 3.5 is not
+  found in 13.52 or 3500."""
   reading = results / 'reading.md'
   if not reading.is_file():
     return []
-  texts = []
+  found: set[str] = set()
   for f in sorted(results.rglob('*.md')) + sorted(results.rglob('*.csv')):
     if f == reading:
       continue
-    text = f.read_text(encoding='utf-8')
-    texts.append(re.sub(r'\n## Reading\n.*?(?=\n## )', '\n', text, flags=re.S))
-  sources = '\n'.join(texts)
-  return [n for n in NUMBER.findall(reading.read_text(encoding='utf-8')) if n not in sources]
+    text = re.sub(r'\n## Reading\n.*?(?=\n## )', '\n', f.read_text(encoding='utf-8'), flags=re.S)
+    for n in SOURCE_NUMBER.findall(text):
+      decimals = len(n.split('.')[1]) if '.' in n else 0
+      found.update(f'{float(n):.{k}f}' for k in range(1, decimals + 1))
+  return [n for n in NUMBER.findall(reading.read_text(encoding='utf-8')) if n.lstrip('+-') not in found]
 
 
-BLOCKS: dict[str, Callable[[Path], str]] = {'glance': glance, 'smoke': smoke, 'setup': setup}
+def reading(root: Path) -> str:
+  path = root / 'results' / 'h200' / 'reading.md'
+  if not path.is_file():
+    return '*No written reading of the scaled reproduction yet.*\n'
+  return path.read_text(encoding='utf-8').strip() + '\n'
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {'glance': glance, 'reading': reading, 'smoke': smoke,
+                                            'setup': setup}
 
 
 def render(text: str, root: Path = REPO) -> str:
