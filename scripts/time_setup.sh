@@ -11,6 +11,7 @@ export PIP_NO_CACHE_DIR=1 MQA_REPRO_CACHE=$tmp/cache
 export MQA_REPRO_DATA=${MQA_REPRO_DATA:-$(cd "$repo/.." && pwd)/shared/data}
 now() { date +%s.%N; }
 
+commit=$(git -C "$repo" rev-parse HEAD)   # what both clones hold, whatever is committed meanwhile
 git clone -q "$repo" "$tmp/main" && cd "$tmp/main"
 t0=$(now)
 python3 -m venv .venv && .venv/bin/pip install -q -e '.[viz]'
@@ -18,7 +19,7 @@ t1=$(now)
 .venv/bin/mqa-repro reproduce --preset smoke > "$tmp/main.log" 2>&1 || { tail -20 "$tmp/main.log"; exit 1; }
 t2=$(now)
 
-git clone -q "$repo" "$tmp/tests" && cd "$tmp/tests"
+git clone -q "$repo" "$tmp/tests" && cd "$tmp/tests" && git checkout -q "$commit"
 t3=$(now)
 python3 -m venv .venv && .venv/bin/pip install -q -e '.[tfds,test]' && .venv/bin/python -m pytest -q \
   > "$tmp/tests.log" 2>&1 || { tail -20 "$tmp/tests.log"; exit 1; }
@@ -27,7 +28,7 @@ t4=$(now)
 rm -rf "$repo/results/smoke" && cp -r "$tmp/main/runs/smoke/results" "$repo/results/smoke"
 python3 - "$repo/results/setup_times.json" <<PY
 import json, os, sys, datetime, platform
-json.dump({'commit': '$(git -C "$repo" rev-parse HEAD)', 'cpus': os.cpu_count(),
+json.dump({'commit': '$commit', 'cpus': os.cpu_count(),
            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
            'python': platform.python_version(),
            'install_seconds': round($t1 - $t0, 1), 'main_seconds': round($t2 - $t0, 1),
