@@ -90,3 +90,11 @@ def pyplot():
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   return plt
+
+
+def save_figure(fig: Any, path: Path, **savefig: Any) -> Path:
+  """Lay out, write (PNG, 110 dpi) and close a figure; returns `path`."""
+  fig.tight_layout()
+  fig.savefig(path, dpi=110, **savefig)
+  pyplot().close(fig)
+  return path

@@ -29,7 +29,7 @@ from mqa_repro import tasks
 from mqa_repro.report import records
 from mqa_repro.report.format import PALETTE, colour  # noqa: F401  (one colour per variant, every plot)
 from mqa_repro.report.format import distinct as _distinct
-from mqa_repro.report.format import md_table, params_text, pyplot
+from mqa_repro.report.format import md_table, params_text, pyplot, save_figure
 from mqa_repro.report.format import write_csv as _write_csv
 
 Log = Callable[[str], None]
@@ -366,10 +366,7 @@ def plot_rows(path: Path, title: str, rows: Sequence[Row],
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis='y')
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)
 
 
 def plot_curves(path: Path, title: str, by_task: dict[str, Sequence[Row]]) -> Path | None:
@@ -398,10 +395,7 @@ def plot_curves(path: Path, title: str, by_task: dict[str, Sequence[Row]]) -> Pa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------------------------------

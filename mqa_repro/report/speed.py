@@ -14,7 +14,7 @@ from pathlib import Path
 from mqa_repro import config as cfg
 from mqa_repro import costs
 from mqa_repro.experiment import PAPER_TABLE2, PAPER_TABLE2_SETTING
-from mqa_repro.report.format import fmt, fmt_sig, md_table, pyplot, write_csv
+from mqa_repro.report.format import fmt, fmt_sig, md_table, pyplot, save_figure, write_csv
 from mqa_repro.report.records import BenchRecord
 
 T2_KEYS = ('train_us_per_token', 'greedy_encoder_us_per_token', 'greedy_decoder_us_per_token',
@@ -401,9 +401,7 @@ def plot_bench_sweeps(bench: dict, path: Path) -> Path | None:
   fig = sweep_figure(bench)
   if fig is None:
     return None
-  fig.savefig(path, dpi=110, bbox_inches='tight')
-  pyplot().close(fig)
-  return path
+  return save_figure(fig, path, bbox_inches='tight')
 
 
 def _legend_label(variants: list[str]) -> str:

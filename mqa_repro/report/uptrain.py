@@ -22,7 +22,7 @@ from typing import Callable
 
 from mqa_repro.report import quality
 from mqa_repro.report.speed import device_text, on_accelerator
-from mqa_repro.report.format import colour as variant_colour
+from mqa_repro.report.format import colour as variant_colour, save_figure
 from mqa_repro.report.format import distinct as _distinct
 from mqa_repro.report.format import fmt, md_table, params_text, pyplot, write_csv
 
@@ -163,10 +163,7 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None) -> Path | None:
   fig.suptitle('Quality against uptraining fraction (converted multi-head, greedy decoding) — '
                f"{quality.hardware_text(every)}, size {_distinct(r.get('size', '?') for r in runs)}{source}",
                fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)
 
 
 def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict[int, float],
@@ -196,10 +193,7 @@ def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict
   ax.set_title(f'Quality against decoding time over G ({device}, bf16)'
                + ('' if on_accelerator(bench) else '\nCPU timings: pipeline check, not a speed result'), fontsize=10)
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

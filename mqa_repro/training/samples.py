@@ -18,11 +18,12 @@ This BLEU is a progress signal on a few sentences, not the paper's metric: ``rep
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import ml_collections
 
 from mqa_repro import tasks
+from mqa_repro.report.format import md_table
 
 Log = Callable[[str], None]
 PROMPT_WORDS = 8        # an LM prompt: at most this many words of a dev sentence (at most half of it)
@@ -33,12 +34,6 @@ def _cell(text: str, limit: int = 400) -> str:
   """One markdown table cell: no newlines or pipes, long text cut."""
   text = ' '.join(text.split()).replace('|', '\\|')
   return text if len(text) <= limit else text[:limit - 1] + '…'
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(_cell(c) for c in row) + ' |' for row in rows]
-  return '\n'.join(lines)
 
 
 def lm_prompt(sentence: str) -> tuple[str, str]:
@@ -92,4 +87,5 @@ class DevSample:
     header = (('source', 'reference', 'greedy translation') if tasks.get(self.config.task).encoder
               else ('prompt', 'the sentence goes on', 'greedy continuation'))
     rows = list(zip(self.inputs, self.references, hypotheses))[:self.shown]
-    return metrics, markdown_table(header, rows) if rows else ''
+    table = md_table(header, [[_cell(c) for c in row] for row in rows])
+    return metrics, '\n'.join(table) if rows else ''

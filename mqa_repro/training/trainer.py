@@ -549,6 +549,7 @@ class Trainer:
       from mqa_repro.training import samples
       sample = samples.DevSample.from_data(c, self.data, self.mesh)
     peak = _peak_flops(t)
+    schedule = learning_rate_schedule(t)
     compiled = self.compile_step(state, self.to_global(next(self.data.train_batches(start))))
     # model FLOPs of the padded step, from the dimensions (XLA's cost analysis misses cuBLAS calls)
     length = c.data.max_length
@@ -588,7 +589,7 @@ class Trainer:
           tokens_per_s = window_tokens / max(elapsed, 1e-9)
           record = {'train_loss': loss, 'train_nll': float(out['nll']),
                     'grad_norm': float(out['grad_norm']),
-                    'learning_rate': float(learning_rate_schedule(t)(step)),
+                    'learning_rate': float(schedule(step)),
                     'step_time_s': step_time, 'tokens_per_s': tokens_per_s}
           if step_flops and peak:
             record['mfu'] = costs.mfu(step_flops, step_time, peak, jax.device_count())

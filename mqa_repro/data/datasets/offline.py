@@ -6,17 +6,13 @@ offline_corpus`` or ``~/.cache/mqa_repro/offline_corpus``), built on first use.
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
+from mqa_repro import paths
 from mqa_repro.data import sources
 
-CACHE_ENV = 'MQA_REPRO_CACHE'
-
-
 def default_dir() -> Path:
-  root = os.environ.get(CACHE_ENV)
-  return (Path(root).expanduser() if root else Path.home() / '.cache' / 'mqa_repro') / 'offline_corpus'
+  return paths.local_cache_dir('offline_corpus')
 
 
 def make(task, data_config, log) -> sources.FileSource:
