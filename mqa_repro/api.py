@@ -89,17 +89,13 @@ def build_model(row: str, size: str = 'paper', overrides: Sequence[str] = ()) ->
   import flax.linen as nn
 
   from mqa_repro import config as cfg
-  from mqa_repro import tasks
   from mqa_repro.nn import transformer
-  prefix, _, name = row.partition('_')
-  if prefix not in tasks.BY_PREFIX:
-    raise ValueError(f'row {row!r} must start with one of {sorted(tasks.BY_PREFIX)}_ (e.g. wmt_mqa)')
-  task = tasks.BY_PREFIX[prefix]
-  c = cfg.row_config(task.name, name, size)
+  task, name = cfg.split_row(row)
+  c = cfg.row_config(task, name, size)
   cfg.apply_overrides(c, _strings('overrides', overrides))
   cfg.validate(c)
   module = transformer.make_model(c)
-  return Model(c, module, nn.meta.unbox(transformer.abstract_params(module, task.name)))
+  return Model(c, module, nn.meta.unbox(transformer.abstract_params(module, task)))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -173,6 +173,17 @@ def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_col
   return m
 
 
+def split_row(name: str) -> tuple[str, str]:
+  """A row as the command line names it ('wmt_mqa', 'lm_gqa2') -> (task, row), or a ValueError
+  listing every row."""
+  prefix, _, row = name.partition('_')
+  task = tasks.BY_PREFIX.get(prefix)
+  if task is None or row not in ROWS[task.name]:
+    known = [f'{t.prefix}_{r}' for t in tasks.TASKS.values() for r in ROWS[t.name]]
+    raise ValueError(f'unknown row {name!r}; rows are {", ".join(known)}')
+  return task.name, row
+
+
 def row_config(task: str, row_name: str, size: str = 'paper') -> ml_collections.ConfigDict:
   """The full config of one table row at one size ('paper', 'gpu' or 'tiny')."""
   spec = tasks.get(task)

@@ -148,9 +148,6 @@ class Run:
     return base if self.seed == 0 else f'{base}_seed{self.seed}'
 
 
-TASK_PREFIX = {t.prefix: name for name, t in tasks.TASKS.items()}   # 'wmt' -> 'translate'
-
-
 def parse_runs(spec: str | None, preset: Preset, seeds: int | None = None) -> list[Run]:
   """'wmt_mha,lm_mqa@2' -> runs. A row without '@' gets every seed the preset gives it (or `seeds`);
   'wmt' / 'lm' = that table's paper rows, 'all' = every row including grouped-query; None = all rows
@@ -161,16 +158,14 @@ def parse_runs(spec: str | None, preset: Preset, seeds: int | None = None) -> li
     item, at, seed_text = item.partition('@')
     if item == 'all':
       rows = [(t, r) for t in tasks.TASKS for r in cfg.ROWS[t]]
-    elif item in TASK_PREFIX:
-      rows = [(TASK_PREFIX[item], r) for r in cfg.PAPER_ROWS[TASK_PREFIX[item]]]
+    elif item in tasks.BY_PREFIX:      # 'wmt' -> the paper rows of translate
+      task = tasks.BY_PREFIX[item].name
+      rows = [(task, r) for r in cfg.PAPER_ROWS[task]]
     else:
-      prefix, _, row = item.partition('_')
-      task = TASK_PREFIX.get(prefix)
-      if task is None or row not in cfg.ROWS[task]:
-        known = [f'{p}_{r}' for p, t in TASK_PREFIX.items() for r in cfg.ROWS[t]]
-        raise ValueError(f'unknown row {item!r}; rows are {", ".join(known)} (or wmt, lm, all), '
-                         f'optionally with @SEED')
-      rows = [(task, row)]
+      try:
+        rows = [cfg.split_row(item)]
+      except ValueError as e:
+        raise ValueError(f'{e} (or wmt, lm, all), optionally with @SEED') from None
     if at:
       if not seed_text.isdigit():
         raise ValueError(f'{item}@{seed_text}: the seed after @ must be a non-negative integer')

@@ -73,9 +73,9 @@ def test_build_model_names_rows_as_the_command_line_does():
   assert tiny_model.config.model.window == 4
   params = tiny_model.init(seed=1)
   assert params['decoder_0']['self_attn']['key'].shape == (64, 1, 8)
-  with pytest.raises(ValueError, match='must start with one of'):
+  with pytest.raises(ValueError, match="unknown row 'xyz_mqa'; rows are wmt_mha, "):
     mqa_repro.build_model('xyz_mqa')
-  with pytest.raises(ValueError, match="row must be one of .* got 'nope'"):
+  with pytest.raises(ValueError, match="unknown row 'wmt_nope'.* lm_gqa4"):
     mqa_repro.build_model('wmt_nope')
   with pytest.raises(TypeError, match='overrides must be a list'):
     mqa_repro.build_model('wmt_mqa', 'tiny', overrides='model.window=4')
