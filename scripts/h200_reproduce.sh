@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The gpu preset's runs on a 2-GPU H200 host, one process per GPU, each a list of runs (ROW@SEED).
+# The gpu preset's runs on an H200 host as two processes, each a list of runs (ROW@SEED): one per GPU
+# on the 2-GPU host, or both on one GPU (DEVICES="0 0") where only one is lent; then each process gets
+# 45% of its memory and the two overlap one's compilation and host work with the other's training.
 # Data, vocabularies and token caches travel as .gpu/final.tar.xz, made on a CPU machine by
 #   mqa-repro reproduce --preset gpu --prepare-data --workdirs W   (+ $MQA_REPRO_DATA, the offline corpus)
 # Each process writes its own results directory; both come back as one archive to merge with
@@ -16,20 +18,25 @@ python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .gpu
 export MQA_REPRO_DATA=$gd/data MQA_REPRO_CACHE=$gd/cache JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache \
   NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 end=$(( $(date +%s) + ${LIMIT:-570} ))
-go() {  # GPU RUNS UPTRAIN_ARGS
+read -r dev0 dev1 <<< "${DEVICES:-0 1}"
+[ "$dev0" = "$dev1" ] && export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45
+go() {  # PROCESS RUNS UPTRAIN_ARGS
+  local dev=dev$1
   if [ -n "$2" ]; then
-    CUDA_VISIBLE_DEVICES=$1 timeout $(( end - $(date +%s) )) python3 -m mqa_repro.cli reproduce --preset gpu \
+    CUDA_VISIBLE_DEVICES=${!dev} timeout $(( end - $(date +%s) )) python3 -m mqa_repro.cli reproduce --preset gpu \
       --rows "$2" --workdirs $gd/work --results /tmp/results_gpu$1 --skip-bench --no-tables \
       --config.train.progress=false >> $out/gpu$1.log 2>&1
     echo "gpu$1 reproduce exit $?" >> $out/gpu$1.log
   fi
   if [ -n "$3" ]; then
-    CUDA_VISIBLE_DEVICES=$1 timeout $(( end - $(date +%s) )) python3 scripts/uptrain_experiment.py \
+    CUDA_VISIBLE_DEVICES=${!dev} timeout $(( end - $(date +%s) )) python3 scripts/uptrain_experiment.py \
       --source $gd/work/wmt_mha_gpu --workdirs $gd/work --results /tmp/results_uptrain_gpu$1 $3 \
       >> $out/gpu$1.log 2>&1
     echo "gpu$1 uptrain exit $?" >> $out/gpu$1.log
   fi
 }
-go 0 "$runs0" "${UPTRAIN0:-}" & go 1 "$runs1" "${UPTRAIN1:-}" & wait
+nvidia-smi dmon -s u -d 10 > $out/dmon.log 2>&1 & mon=$!   # GPU load, to see what sharing buys
+go 0 "$runs0" "${UPTRAIN0:-}" & p0=$!; go 1 "$runs1" "${UPTRAIN1:-}" & p1=$!; wait $p0 $p1
+kill $mon
 tar cJf $out/results.tar.xz -C /tmp $(cd /tmp && ls -d results_gpu* results_uptrain_gpu* 2>/dev/null)
 grep -hE "done in|FAILED|skipped|exit" $out/gpu*.log
