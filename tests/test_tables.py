@@ -95,6 +95,8 @@ def test_tables_ours_beside_paper_with_seeds(tmp_path):
   assert '1.600 (1.439)' in md                # one seed: no spread
   assert '123.4 (29.9)' in md and '130.0 (30.2)' in md   # LM per-word perplexity
   assert '+0.080' in md and 'multi-query' in md          # difference from multi-head
+  # a one-seed row is judged by multi-head's seed spread: s.e. 0.028 * sqrt(1 + 1/2) = 0.035
+  assert "multi-query +0.080 ± 0.035 (one seed: worse beyond 2 s.e. of multi-head's seed spread)" in md
   # paper rows not run are named, never shown as numbers
   assert 'not run here' in md and 'multi-head local' in md and 'not run (1.427)' not in md
   # Table 2 from bench.json (an accelerator): ours with device, batch and lengths; the paper's in a
@@ -122,6 +124,20 @@ def test_tables_ours_beside_paper_with_seeds(tmp_path):
     assert (results / png) in written
     data = (results / png).read_bytes()
     assert len(data) > 5000 and data[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_compare_verdicts_by_seed_noise():
+  from mqa_repro.report.quality import Stat, compare
+  base = Stat.of([1.0, 1.2, 1.1])                             # std 0.1
+  d, se, verdict = compare(Stat.of([1.3, 1.5, 1.4]), base, lower_is_better=True)
+  assert abs(d - 0.3) < 1e-12 and abs(se - (0.02 / 3) ** 0.5) < 1e-12 and verdict == 'worse beyond 2 s.e.'
+  assert compare(Stat.of([1.2, 1.0, 1.3]), base, True)[2] == 'within seed noise'
+  # one seed: one more draw with the base's spread, s.e. = 0.1 * sqrt(1 + 1/3) = 0.115
+  d, se, verdict = compare(Stat.of([1.3]), base, lower_is_better=True)
+  assert abs(se - 0.1 * (4 / 3) ** 0.5) < 1e-12 and verdict == "one seed: within multi-head's seed noise"
+  assert compare(Stat.of([1.45]), base, lower_is_better=False)[2].startswith('one seed: better beyond')
+  assert compare(Stat.of([1.45]), Stat.of([1.1]), True) == (compare(Stat.of([1.45]), Stat.of([1.1]), True)[0],
+                                                           None, 'one seed')
 
 
 def test_tables_with_nothing_run_writes_no_empty_files(tmp_path):

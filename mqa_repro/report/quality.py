@@ -15,6 +15,7 @@ Shape of a results directory (written by ``reproduce``): ``rows/<run>.json``, ``
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -297,25 +298,52 @@ def _runs_csv(path: Path, rows: Sequence[Row], group: str,
   return _write_csv(path, ['run', 'row', 'seed'] + [c[0] for c in columns], out)
 
 
+def compare(row: Stat, base: Stat, lower_is_better: bool) -> tuple[float | None, float | None, str]:
+  """(row mean - base mean, its standard error, verdict). With seeds on both sides the s.e. comes from
+  the two spreads. A one-seed row against a base with seeds is judged by the base's spread, as one
+  more draw: s.e. = s_base * sqrt(1 + 1 / n_base). That assumes the variant varies across seeds as the
+  base does, which a variant need not; the verdict says so."""
+  d, se = row.difference(base)
+  if d is None:
+    return None, None, ''
+  borrowed = se is None and row.n == 1 and base.std is not None
+  if borrowed:
+    se = base.std * math.sqrt(1 + 1 / base.n)
+  if se is None:
+    return d, None, 'one seed'
+  if borrowed:
+    return d, se, ("one seed: within multi-head's seed noise" if abs(d) <= 2 * se else
+                   'one seed: ' + ('worse' if (d > 0) == lower_is_better else 'better') +
+                   " beyond 2 s.e. of multi-head's seed spread")
+  if abs(d) <= 2 * se:
+    return d, se, 'within seed noise'
+  return d, se, ('worse' if (d > 0) == lower_is_better else 'better') + ' beyond 2 s.e.'
+
+
+def display_names(rows: Sequence[Row]) -> dict[str, str]:
+  """Row -> its label, with heads and head size where two rows share a label (Table 3's multi-head rows)."""
+  counts = collections.Counter(r.label for r in rows)
+  return {r.row: r.label if counts[r.label] == 1 else f"{r.label} h={r.model['h']}, d_k={r.model['d_k']}"
+          for r in rows}
+
+
 def differences(rows: Sequence[Row], group: str, metric: tuple[str, ...], role: str,
                 lower_is_better: bool) -> list[dict[str, Any]]:
-  """Each row against multi-head on one metric: difference of seed means, its standard error where
-  both have seeds, and whether it exceeds twice that (else: within seed noise)."""
+  """Each row against multi-head on one metric: difference of seed means, its standard error and
+  whether it exceeds twice that (compare)."""
   base = next((r for r in rows if r.row == 'mha'), None)
   if base is None:
     return []
   b = Stat.of(base.values(group, role, *metric))
+  names = display_names(rows)
   out = []
   for row in rows:
     if row is base:
       continue
-    d, se = Stat.of(row.values(group, role, *metric)).difference(b)
+    d, se, verdict = compare(Stat.of(row.values(group, role, *metric)), b, lower_is_better)
     if d is None:
       continue
-    worse = d > 0 if lower_is_better else d < 0
-    verdict = ('within seed noise' if se is not None and abs(d) <= 2 * se else
-               ('worse' if worse else 'better') + (' (beyond 2 s.e.)' if se is not None else ' (one seed)'))
-    out.append({'row': row.row, 'label': row.label, 'difference': d, 'se': se, 'verdict': verdict})
+    out.append({'row': row.row, 'label': names[row.row], 'difference': d, 'se': se, 'verdict': verdict})
   return out
 
 

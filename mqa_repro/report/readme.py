@@ -94,9 +94,7 @@ def glance(root: Path) -> str:
     a, b = (quality.Stat.of(by[r].values(group, role, *metric)) for r in ('mha', 'mqa'))
     if a.mean is None or b.mean is None:
       continue
-    d, se = b.difference(a)
-    noise = ('within seed noise' if se is not None and abs(d) <= 2 * se else
-             ('worse' if (d > 0) == lower else 'better') + ' beyond 2 s.e.' if se is not None else 'one seed')
+    d, se, noise = quality.compare(b, a, lower)
     found.append([name, a.text(digits) + f' (n={a.n})', b.text(digits) + f' (n={b.n})',
                   f'{d:+.{digits}f}' + (f' ± {se:.{digits}f}' if se is not None else '') + f', {noise}',
                   f'{paper[1] - paper[0]:+.{max(digits, 1)}f} ({paper[0]} → {paper[1]})' if paper else '–'])
