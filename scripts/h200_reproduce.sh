@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The gpu preset's runs on an H200 host, one process per GPU, each a list of runs (ROW@SEED). On a
-# one-GPU host give only RUNS_GPU0: two processes sharing one H200 trained slower in total than one
+# one-GPU host give only RUNS_GPU0: two processes sharing one H200 trained no faster in total than one
 # after the other (the GPU is already busy with one; results/h200/logs/call5-*).
 # Data, vocabularies and token caches travel as .gpu/final.tar.xz, made on a CPU machine by
 #   mqa-repro reproduce --preset gpu --prepare-data --workdirs W   (+ $MQA_REPRO_DATA, the offline corpus)
