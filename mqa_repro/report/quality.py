@@ -399,29 +399,42 @@ def plot_rows(path: Path, title: str, rows: Sequence[Row],
 
 def plot_curves(path: Path, title: str, by_task: dict[str, Sequence[Row]]) -> Path | None:
   """Dev ln(PPL) during training (the in-training eval curve; the training NLL where a run has none),
-  all rows of a table on one axis, every seed a line in its variant's colour."""
+  all rows of a table on one axis, every seed a line in its variant's colour. Below each panel the
+  second half of training on its own scale: where the rows end is what the tables compare, and on the
+  full scale the early steps flatten it."""
   shown = [t for t, rows in by_task.items() if rows]
   if not shown:
     return None
   plt = pyplot()
-  fig, axes = plt.subplots(1, len(shown), figsize=(6.2 * len(shown), 4.4), squeeze=False)
-  for ax, task in zip(axes[0], shown):
-    kind = set()
+  fig, axes = plt.subplots(2, len(shown), figsize=(6.2 * len(shown), 8.0), squeeze=False,
+                           gridspec_kw={'height_ratios': (1.1, 1.0)})
+  for col, task in enumerate(shown):
+    top, zoom = axes[0][col], axes[1][col]
+    kind, last = set(), 0
     for row in by_task[task]:
       for j, r in enumerate(row.runs):
         curve = r['train'].get('eval_curve') or r['train'].get('nll_curve') or []
         kind.add('dev' if r['train'].get('eval_curve') else 'train')
-        if curve:
-          steps, vals = zip(*curve)
-          ax.plot(steps, vals, color=colour(row.row), lw=1.2, alpha=0.9 if j == 0 else 0.45,
-                  label=row.label + (f" (h{row.model['h']}, d_k {row.model['d_k']})" if j == 0 else None)
-                  if j == 0 else None)
-    ax.set_title(f'{tasks.get(task).title}, {scale_text(by_task[task])} — one line per run, colour per '
-                 f'variant', fontsize=9)
-    ax.set_xlabel('step')
-    ax.set_ylabel('ln(PPL) per subword, ' + (' / '.join(sorted(kind)) or 'dev'))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+        if not curve:
+          continue
+        steps, vals = zip(*curve)
+        last = max(last, steps[-1])
+        style = dict(color=colour(row.row), lw=1.2, alpha=0.9 if j == 0 else 0.45)
+        top.plot(steps, vals, label=row.label + f" (h{row.model['h']}, d_k {row.model['d_k']})"
+                 if j == 0 else None, **style)
+        half = [(x, y) for x, y in curve if x >= steps[-1] / 2]
+        if half:
+          zoom.plot(*zip(*half), marker='.', ms=3, **style)
+    ylabel = 'ln(PPL) per subword, ' + (' / '.join(sorted(kind)) or 'dev')
+    top.set_title(f'{tasks.get(task).title}, {scale_text(by_task[task])} — one line per run, colour per '
+                  f'variant', fontsize=9)
+    zoom.set_title(f'the same, second half of training (steps {last // 2}..{last}), own scale',
+                   fontsize=9)
+    for ax in (top, zoom):
+      ax.set_xlabel('step')
+      ax.set_ylabel(ylabel)
+      ax.grid(alpha=0.3)
+    top.legend(fontsize=7)
   fig.suptitle(title, fontsize=10)
   return save_figure(fig, path)
 
