@@ -179,3 +179,14 @@ def test_lowers_to_triton_ir_without_a_gpu(kv, g, beams):
   fn = jax.jit(lambda q, k, v, m: decode_attention(q, k, v, mask=m, beams=beams, interpret=False))
   text = fn.trace(q, k, k, mask).lower(lowering_platforms=('cuda',)).as_text()
   assert 'triton' in text and 'mqa_decode_attention' in text
+
+
+def test_on_a_tpu_the_kernels_name_the_config_field_that_turns_them_off(monkeypatch):
+  from mqa_repro.kernels import beam_reorder
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'tpu')
+  q, k, v = jnp.zeros((2, 1, 8, 16)), jnp.zeros((2, 32, 1, 16)), jnp.zeros((2, 32, 1, 16))
+  with pytest.raises(ValueError, match=r"decode_attention: .* do not run on 'tpu'; set "
+                                       r"--config.model.attention_impl=xla"):
+    decode_attention(q, k, v)
+  with pytest.raises(ValueError, match=r"reorder_prefix: .*attention_impl=xla"):
+    beam_reorder.reorder_prefix(jnp.zeros((4, 32, 1, 16)), jnp.zeros((2, 2), jnp.int32), 3, beams=2)

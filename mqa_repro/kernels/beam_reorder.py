@@ -26,6 +26,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
+from mqa_repro.kernels import platform
+
 Array = jax.Array
 
 
@@ -65,7 +67,7 @@ def reorder_prefix(x: Array, parent: Array, written: Array, *, beams: int, chunk
   if parent.shape != (b, beams):
     raise ValueError(f'reorder_prefix: parent {parent.shape} should be [B, W] = [{b}, {beams}]')
   if interpret is None:
-    interpret = jax.default_backend() == 'cpu'
+    interpret = platform.interpret_default('reorder_prefix')
   c = math.gcd(slots, chunk)
   c = 1 << (c.bit_length() - 1)                       # a power of 2 that still divides L
   n = jnp.minimum(jnp.asarray(written, jnp.int32), slots).reshape(1)

@@ -47,6 +47,8 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
+from mqa_repro.kernels import platform
+
 Array = jax.Array
 _NEG = -1e30  # the masked logit of attention.attend (a masked slot still counts in a fully masked row)
 
@@ -104,10 +106,6 @@ def _kernel(len_ref, q_ref, k_ref, v_ref, *rest, block_k: int, slots: int, use_d
   o_ref[...] = (acc / l[:, None]).astype(o_ref.dtype)
 
 
-def _default_interpret() -> bool:
-  return jax.default_backend() == 'cpu'
-
-
 def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None = None,
                      mask: Array | None = None, beams: int = 1, block_k: int | None = None,
                      interpret: bool | None = None, num_warps: int | None = None,
@@ -132,7 +130,7 @@ def decode_attention(q: Array, k: Array, v: Array, *, length: Array | int | None
     raise ValueError(f'decode_attention: q {q.shape} (B·W = {b}·{beams}), k {k.shape}, v {v.shape} '
                      f'do not agree')
   if interpret is None:
-    interpret = _default_interpret()
+    interpret = platform.interpret_default('decode_attention')
   if not interpret and (hd != _next_pow2(hd) or vd != _next_pow2(vd)):
     raise ValueError(f'decode_attention: head dims H = {hd}, V = {vd} must be powers of 2 for the '
                      f"compiled (Triton) kernel; use attention_impl='xla' for these dimensions")
