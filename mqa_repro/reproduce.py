@@ -261,19 +261,20 @@ def _file_entry(path: Path, data_dir: Path | None) -> dict[str, Any]:
 
 
 def train_run(c: ml_collections.ConfigDict, workdir: Path, train_data: Any, mesh, progress: Progress,
-              log: Log) -> float:
+              log: Log) -> tuple[float, int]:
   """Train (or resume, or find finished) one run on `mesh`, with the task's shared TaskData (one
-  vocabulary, one tokenization for all its runs); returns the seconds spent."""
+  vocabulary, one tokenization for all its runs); returns (seconds spent, the step this call
+  started from: 0 fresh, the checkpoint's step when resumed, all steps when already done)."""
   from mqa_repro.training import checkpoint
   from mqa_repro.training.trainer import Trainer
   t0 = time.time()
   done_steps = checkpoint.latest_step(workdir)
   if done_steps is not None and done_steps >= c.train.num_train_steps:
     progress.stage(f'train: already done ({done_steps} steps in {workdir}); reusing the checkpoint')
-    return 0.0
+    return 0.0, done_steps
   progress.stage(f'train {c.train.num_train_steps} steps ({costs.param_count(c.model, c.task):,} params)')
   Trainer(c, workdir, data=train_data, mesh=mesh, log=log).train_and_evaluate()
-  return time.time() - t0
+  return time.time() - t0, done_steps or 0
 
 
 def decode_jobs(c: ml_collections.ConfigDict, groups: Sequence[xp.EvalGroup], eval_data: dict[str, Any]
@@ -369,8 +370,10 @@ def _truncated(tokenizer: Any, sources: Sequence[str], max_length: int) -> int:
 
 
 def run_record(c: ml_collections.ConfigDict, run: xp.Run, workdir: Path, evals: dict[str, Any],
-               wall: dict[str, float], inputs: str) -> records.RunRecord:
-  """The results JSON of one run (records.RunRecord, without its provenance)."""
+               wall: dict[str, float], inputs: str, started_at: int = 0) -> records.RunRecord:
+  """The results JSON of one run (records.RunRecord, without its provenance). `started_at`: the step
+  this process's training began from (train_run); wall_seconds.train covers only the steps after it,
+  so a run resumed across processes (a command's time limit) says how much its time leaves out."""
   curve = read_curve(workdir / 'metrics.jsonl')
   last = next((r for r in reversed(curve) if r.get('train_loss') is not None), {})
   m = c.model
@@ -388,7 +391,7 @@ def run_record(c: ml_collections.ConfigDict, run: xp.Run, workdir: Path, evals: 
                 'loss_curve': _curve(curve, 'train_loss'), 'nll_curve': _curve(curve, 'train_nll'),
                 'eval_curve': _curve(curve, 'eval_ln_ppl'),
                 'tokens_per_s': last.get('tokens_per_s'), 'step_time_s': last.get('step_time_s'),
-                'mfu': last.get('mfu'),
+                'mfu': last.get('mfu'), 'started_at_step': started_at,
                 'recipe': {k: c.train[k] for k in ('optimizer', 'learning_rate', 'warmup_steps',
                                                    'decay_steps', 'label_smoothing', 'z_loss', 'seed')},
                 'dropout': [m.dropout_rate, m.attention_dropout_rate, m.relu_dropout_rate]},
@@ -511,11 +514,12 @@ def reproduce(options: Options, log: Log = print) -> int:
       try:
         t0 = time.time()
         mesh = sharding.make_mesh(c.mesh)     # training, scoring and decoding all run on it
-        wall = {'train': train_run(c, workdir, train_data, mesh, progress, log)}
+        train_seconds, started_at = train_run(c, workdir, train_data, mesh, progress, log)
+        wall = {'train': train_seconds}
         evals, more = evaluate_run(c, workdir, preset, eval_data, groups, results if is_main else None,
                                    mesh, progress, log)
         wall.update(more, total=time.time() - t0)
-        result = run_record(c, r, workdir, evals, wall, keys[r])
+        result = run_record(c, r, workdir, evals, wall, keys[r], started_at)
       except Exception as e:  # keep going: one broken run should not cost the other runs' hours
         status[c.name] = f'failed: {type(e).__name__}: {e}'
         log(f'reproduce: {c.name} FAILED: {type(e).__name__}: {e}')
@@ -526,7 +530,8 @@ def reproduce(options: Options, log: Log = print) -> int:
       if is_main:
         records.write_json(results / 'rows' / f'{c.name}.json', result)
       status[c.name] = 'done'
-      progress.stage(f"done in {result['wall_seconds']['total']:.0f}s (train {wall['train']:.0f}s, "
+      resumed = f' from step {started_at}' if started_at else ''
+      progress.stage(f"done in {result['wall_seconds']['total']:.0f}s (train {wall['train']:.0f}s{resumed}, "
                      f"score {wall['score']:.0f}s, decode {wall['decode']:.0f}s)")
 
   if args.prepare_data:

@@ -82,10 +82,11 @@ def main(argv: list[str]) -> int:
   def finish(c, workdir, run, extra, t0):
     c.decode.beam_size = 1                     # greedy only: the comparison is BLEU greedy + ln(PPL)
     mesh = sharding.make_mesh(c.mesh)
-    wall = {'train': reproduce.train_run(c, workdir, train_data, mesh, progress, log)}
+    train_seconds, started_at = reproduce.train_run(c, workdir, train_data, mesh, progress, log)
+    wall = {'train': train_seconds}
     evals, more = reproduce.evaluate_run(c, workdir, preset, eval_data, groups, results, mesh, progress, log)
     wall.update(more, total=time.time() - t0)
-    record = reproduce.run_record(c, run, workdir, evals, wall, inputs='')
+    record = reproduce.run_record(c, run, workdir, evals, wall, inputs='', started_at=started_at)
     record.update(extra, provenance=provenance.collect('scripts/uptrain_experiment.py', argv))
     records.write_json(results / 'rows' / f'{c.name}.json', record)
     progress.stage(f"done in {wall['total']:.0f}s")

@@ -108,6 +108,7 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
     assert 'dependencies' not in json.dumps(r['provenance'])
     assert r['params'] == costs.param_count(cfg.row_config(r['task'], r['row'], 'tiny').model, r['task'])
     assert r['train']['steps'] == 2 and r['train']['loss_curve'][-1][0] == 2
+    assert r['train']['started_at_step'] == 0       # trained here from scratch: its time is the run's
     assert r['train']['final_loss'] > 0
     assert set(r['wall_seconds']) == {'train', 'score', 'decode', 'total'}
     assert r['seed'] == 0 and r['train']['recipe']['seed'] == 0
@@ -157,8 +158,9 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   logs = []
   assert reproduce.reproduce(reproduce_args(argv, eval_sentences=5), log=logs.append) == 0
   assert any('changed' in line for line in logs)
-  assert json.loads((results / 'rows' / 'lm_mqa_tiny.json').read_text())['evals']['lm1b']['dev'][
-      'sentences'] == 5
+  lm = json.loads((results / 'rows' / 'lm_mqa_tiny.json').read_text())
+  assert lm['evals']['lm1b']['dev']['sentences'] == 5
+  assert lm['train']['started_at_step'] == 2 and lm['wall_seconds']['train'] == 0  # says it reused
 
   # Results JSON without this checkout's run directory (a fresh clone of a repo with committed
   # results) is not taken as done: that row runs again (the other, with the same inputs, does not).
