@@ -94,6 +94,16 @@ def test_bench_kernels_tiny_times_xla_and_the_kernel(tmp_path):
   assert {r['case'] for r in rows} == {c[0] for c in bench.KERNEL_CASES['tiny']}
   assert all(r['us'] > 0 and r['GBps'] > 0 for r in rows)
   assert 'table2' not in json.loads(out.read_text())  # --kernels runs the microbenchmark alone
+  assert all(r['kv_copies'] == 1 for r in rows)       # tiny: no L2 to leave
+
+
+def test_kernel_bench_rotates_over_enough_kv_copies_to_leave_l2():
+  from mqa_repro.bench import kernels
+  # the paper's multi-query self-attention case: K and V of 1024 rows x 128 slots x 128 dims, 64 MiB
+  # a copy, so 4 copies reach 256 MiB; multi-head's 512 MiB cache is past L2 on its own
+  assert kernels.kv_copies(kernels.COLD_BYTES, 1024, 128, 1, 128) == 4
+  assert kernels.kv_copies(kernels.COLD_BYTES, 1024, 128, 8, 128) == 1
+  assert kernels.kv_copies(0, 4, 16, 2, 16) == 1 and kernels.kv_copies(20 << 10, 4, 16, 2, 16) == 3
 
 
 def test_bad_sweep_points_name_the_flag(capsys):
