@@ -152,5 +152,11 @@ def test_resume_keeps_table2_rows_of_the_same_setting(tmp_path):
   assert cli.main(args) == 0
   result = json.loads(out.read_text())
   assert result['table2'] == [row] and len(result['runs']) == 2   # nothing measured again
+  # parts a resumed run does not measure stay: one file collects a benchmark part by part
+  kept = {'kernels': [{'case': 'mha self'}], 'sweeps': {'length': [1]}, 'lm_decode': {'points': [2]}}
+  out.write_text(json.dumps({**result, **kept}))
+  assert cli.main(args) == 0
+  result = json.loads(out.read_text())
+  assert {k: result[k] for k in kept} == kept and result['table2'] == [row]
   with pytest.raises(ValueError, match='another setting'):
     cli.main(args[:-3] + ['--attention-impl', 'pallas', '--resume', '--out', str(out)])

@@ -3,7 +3,8 @@ every piece (a run cut short still leaves what it measured).
 
 With `resume`, the output file's Table 2 rows and LM decoding points (of the same setting) are kept
 and only what is missing is measured: together with a time budget, one command run again and again
-finishes a benchmark longer than one sitting. Each run is listed under 'runs' (provenance and the
+finishes a benchmark longer than one sitting. Parts a resumed run does not measure (the kernels, the
+sweeps, profiles) are kept as they were, so several commands can fill one file. Each run is listed under 'runs' (provenance and the
 ceilings it measured); every Table 2 row and LM point names its run.
 """
 
@@ -102,7 +103,9 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
     result['lm_decode'] = {}
     lm_lib.run_lm_decode(size, hw, lm_decode, log, result['lm_decode'], save,
                          (previous or {}).get('lm_decode'), run, budget)
-  for key in ('table2', 'lm_decode'):  # resumed parts this run did not reach stay as they were
+  # With --resume, parts this run did not reach or was not asked for stay as they were: one file
+  # collects a benchmark run part by part (scripts/h200_bench.sh).
+  for key in ('table2', 'lm_decode', 'kernels', 'sweeps', 'profiles', 'beam_profiles'):
     if previous and key in previous and key not in result:
       result[key] = previous[key]
       if key == 'table2':

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The speed benchmark on one H200 in one call (issue: speed against the physical limit), each part
+# resumable: rerun the same command on a later call and it measures only what is missing.
+#   1. Table 2 at the paper's WMT dims, Pallas kernels: ceilings (random data, past L2, datasheet),
+#      greedy / beam-4 decoder and training for the four rows of the paper's Table 2 (VARIANTS).
+#   2. LM decoding beside HF transformers and a compiled PyTorch decoder (torch and transformers are
+#      in the GPU image): MHA / MQA / GQA, batch 1, 8, 64, 1024; 128 and 1024 new tokens.
+#   3. The decode-attention microbenchmark (XLA against the kernel's tunings, K/V past L2).
+#   4. The sweeps (length, batch, kv heads).
+# All parts fill OUT/bench.json (bench --resume keeps the parts a command does not measure); copy it
+# to results/h200/bench.json, where `mqa-repro tables` and the README read it.
+# usage: scripts/h200_bench.sh OUT [PARTS]   PARTS: any of table2,lm,kernels,sweeps (default: all)
+# Wheels (.gpu/whl: ml_collections) travel with `carry`; SIZE=tiny runs the same steps on a CPU.
+set -u
+out=${1:?OUT}; parts=${2:-table2,lm,kernels,sweeps}
+size=${SIZE:-paper}; variants=${VARIANTS:-mha,mqa,mha_local,mqa_local}
+if [ -d .gpu/whl ]; then
+  python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .gpu/whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD
+fi
+export JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+end=$(( $(date +%s) + ${LIMIT:-570} ))
+left() { echo $(( end - $(date +%s) )); }
+bench() {  # NAME ARGS...: one part, cut at the call's end
+  local name=$1; shift
+  [ "$(left)" -gt 20 ] || { echo "$name: no time left" >> $out/bench.log; return; }
+  timeout $(left) python3 -m mqa_repro.cli bench --size $size --resume --time-budget $(( $(left) - 15 )) \
+    --out $out/bench.json "$@" 2>&1 | grep --line-buffered -v '^ *$' >> $out/bench.log
+  echo "$name exit ${PIPESTATUS[0]}" >> $out/bench.log
+}
+case ,$parts, in *,table2,*) bench table2 --variants $variants --no-sweeps --attention-impl pallas ;; esac
+case ,$parts, in *,lm,*) bench lm_decode --parts lm_decode --peers hf,torch \
+  --attention-impl pallas ${LM_ARGS:-} ;; esac
+case ,$parts, in *,kernels,*) bench kernels --kernels ;; esac
+case ,$parts, in *,sweeps,*) bench sweeps --sweeps-only --variants mha,mqa --attention-impl pallas ;; esac
+grep -E "exit|wrote|no time" $out/bench.log
