@@ -22,7 +22,11 @@ def test_uptrain_report_tables_bootstrap_and_plots(tmp_path):
   base = fake_row('translate', 'mha', 1.5, bleu=20.0)
   base['name'] = 'wmt_mha_gpu'
   base['evals']['newstest'] = base['evals']['offline']
-  baseline = write_results(tmp_path / 'h200', [base])
+  # the reproduction's own multi-query rows (2 seeds): a from-scratch reference at N steps
+  scratch = [fake_row('translate', 'mqa', 1.7, bleu=16.0), fake_row('translate', 'mqa', 1.9, bleu=17.0, seed=1)]
+  for r in scratch:
+    r['evals']['newstest'] = r['evals']['offline']
+  baseline = write_results(tmp_path / 'h200', [base] + scratch)
   runs = [_run(1, 'uptrain', 'mean', 0.05, 18.0), _run(1, 'uptrain', 'mean', 0.1, 18.5),
           _run(1, 'uptrain', 'random', 0.05, 10.0), _run(2, 'uptrain', 'mean', 0.05, 19.0),
           _run(1, 'scratch', 'scratch', 0.05, 17.0)]
@@ -39,6 +43,8 @@ def test_uptrain_report_tables_bootstrap_and_plots(tmp_path):
   written = uptrain.write(results, baseline, bench, log=lambda m: None)
   md = (results / 'uptrain.md').read_text()
   assert 'multi-head source' in md and 'G=1: 1.00' in md and '-2.00 (p' in md
+  ref = next(line for line in md.splitlines() if 'from scratch, reproduction (2 seeds)' in line)
+  assert ref.startswith('| 1 |') and '1.800 ± 0.141' in ref and '-3.50 (mean of 2 seeds)' in ref
   rows = {r['run']: r for r in csv.DictReader(open(results / 'uptrain.csv'))}
   assert float(rows['wmt_uptrain_g1_random_a0.05']['p_bleu_newstest2014_vs_mha']) < 0.01
   assert float(rows['wmt_uptrain_g1_mean_a0.05']['p_bleu_newstest2014_vs_mha']) == 1.0   # same hypotheses

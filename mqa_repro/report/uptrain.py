@@ -38,6 +38,24 @@ def _value(run: dict, group: str, role: str, path: tuple[str, ...]) -> float | N
   return (quality.Row(run['task'], run['row'], [run]).values(group, role, *path) or [None])[0]
 
 
+REFERENCE_ROWS = {'mqa': 1, 'gqa2': 2, 'gqa4': 4}   # the scaled reproduction's rows with G < h kv heads
+
+
+def references(baseline: Path, base: dict | None) -> dict[int, list[dict]]:
+  """G -> the baseline folder's from-scratch runs with G kv heads at the source's size and steps (every
+  seed): the scaled reproduction's own rows, trained for N steps with d_ff widened to equal parameters.
+  Not the N(1 + alpha)-step, same-d_ff baselines of the experiment; a reference beside them."""
+  if base is None:
+    return {}
+  out: dict[int, list[dict]] = {}
+  for f in sorted((baseline / 'rows').glob('*.json')):
+    r = json.loads(f.read_text(encoding='utf-8'))
+    if (r.get('task') == base.get('task') and r.get('row') in REFERENCE_ROWS and r.get('size') == base.get('size')
+        and r['train']['steps'] == base['train']['steps']):
+      out.setdefault(REFERENCE_ROWS[r['row']], []).append(r)
+  return out
+
+
 def load(results: Path, baseline: Path) -> tuple[list[dict], dict | None]:
   runs = [json.loads(f.read_text(encoding='utf-8')) for f in sorted((results / 'rows').glob('*.json'))]
   runs = [r for r in runs if r.get('variant')]
@@ -112,11 +130,24 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
     csv_rows.append([r['name'], v['kv_heads'], v['kind'], v['init'], v['alpha'], steps, r['params'], *vals,
                      p_values.get(r['name'], {}).get('newstest2014'),
                      p_values.get(r['name'], {}).get('offline_test'), latency.get(v['kv_heads'])])
+  refs = references(baseline, base)
+  for g, seeds in sorted(refs.items()):
+    stats = [quality.Stat.of([x for x in (_value(r, gr, role, path) for r in seeds) if x is not None])
+             for gr, role, path, _, _ in METRICS]
+    delta = '–'
+    if base is not None and stats[2].mean is not None:
+      d = stats[2].mean - _value(base, 'newstest', 'test', ('bleu', 'greedy', 'intl', 'score'))
+      delta = f'{d:+.2f}' + (f' (mean of {len(seeds)} seeds)' if len(seeds) > 1 else '')
+    table.append([str(g), f'from scratch, reproduction ({len(seeds)} seed{"s" * (len(seeds) > 1)})', '–',
+                  '–', str(seeds[0]['train']['steps']), params_text(seeds[0]['params'])] +
+                 [st.text(m[4]) for st, m in zip(stats, METRICS)] + [delta])
+    csv_rows.append([seeds[0]['row'], g, 'from scratch (reproduction)', '', '', seeds[0]['train']['steps'],
+                     seeds[0]['params'], *[st.mean for st in stats], None, None, latency.get(g)])
   written = [write_csv(results / 'uptrain.csv', [
       'run', 'kv_heads', 'kind', 'init', 'alpha', 'steps', 'params', 'ln_ppl_newstest2013', 'ln_ppl_offline_dev',
       'bleu_newstest2014', 'bleu_offline_test', 'p_bleu_newstest2014_vs_mha', 'p_bleu_offline_test_vs_mha',
       'greedy_decoder_us_per_token'], csv_rows)]
-  plots = [p for p in (_plot_alpha(results / 'uptrain_alpha.png', runs, base),
+  plots = [p for p in (_plot_alpha(results / 'uptrain_alpha.png', runs, base, refs),
                        _plot_latency(results / 'uptrain_latency.png', runs, base, latency, bench)) if p]
   written += plots
   device = base.get('provenance', {}).get('device_kind', '?') if base else '?'
@@ -124,7 +155,10 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
         f"Source: `{base['name'] if base else '?'}` ({device}); converted by `mqa-repro convert` (mean / "
         f"first / random K/V initialisation, d_ff kept), uptrained for α of its steps with a warm restart; "
         f"from-scratch baselines keep the same d_ff and train for N(1 + α) steps. Decoding greedy; "
-        f"p = sacrebleu's paired bootstrap against the multi-head source (1000 resamples, one seed each).", '',
+        f"p = sacrebleu's paired bootstrap against the multi-head source (1000 resamples, one seed each). "
+        f"'from scratch, reproduction': the scaled reproduction's own rows with G kv heads (N steps, d_ff "
+        f"widened to equal parameters; mean ± std over seeds), a reference beside the experiment's "
+        f"baselines.", '',
         *md_table(header, table), '']
   if latency:
     md += [f"Greedy decoder µs/token for each G (the paper's WMT dims, batch 1024; "
@@ -135,9 +169,10 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
   return [results / 'uptrain.md'] + written
 
 
-def _plot_alpha(path: Path, runs: list[dict], base: dict | None) -> Path | None:
+def _plot_alpha(path: Path, runs: list[dict], base: dict | None,
+                refs: dict[int, list[dict]] | None = None) -> Path | None:
   plt = pyplot()
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  fig, axes = plt.subplots(1, 2, figsize=(13.5, 4.2))
   for ax, (group, role, metric, title, _) in zip(axes, (METRICS[0], METRICS[2])):
     for g in sorted({r['variant']['kv_heads'] for r in runs}):
       colour = variant_colour(f'g{g}')   # the same colour as the row with g kv heads everywhere
@@ -152,12 +187,18 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None) -> Path | None:
       if scratch:
         ax.plot(*zip(*scratch), INIT_STYLE['scratch'], color=colour, mfc='none', ms=8,
                 label=f'G={g} from scratch, N(1+α) steps')
+    for g, seeds in sorted((refs or {}).items()):
+      ref = quality.Stat.of([x for x in (_value(r, group, role, metric) for r in seeds) if x is not None])
+      if ref.mean is not None:
+        ax.axhline(ref.mean, color=variant_colour(f'g{g}'), lw=1, ls=':',
+                   label=f'G={g} from scratch, N steps (reproduction, {len(seeds)} seed{"s" * (len(seeds) > 1)})')
     if base is not None and _value(base, group, role, metric) is not None:
       ax.axhline(_value(base, group, role, metric), color='black', lw=1, ls='--', label='multi-head source')
     ax.set_xlabel('uptraining fraction α')
+    ax.set_xlim(0, 1.25 * max([r['variant']['alpha'] for r in runs] + [0.01]))   # α = 0: converted, not uptrained
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-  axes[1].legend(fontsize=7, loc='best')
+  axes[1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0))   # beside the points, never on them
   every = [quality.Row(r.get('task', 'translate'), r.get('row', '?'), [r]) for r in ([base] if base else []) + runs]
   source = f", multi-head source {base['train']['steps']} steps" if base else ''
   fig.suptitle('Quality against uptraining fraction (converted multi-head, greedy decoding) — '
