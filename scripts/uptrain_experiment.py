@@ -1,4 +1,4 @@
-"""Issue 19's experiment: a trained multi-head WMT run of the gpu preset converted to G key/value heads
+"""The uptraining experiment: a trained multi-head WMT run of the gpu preset converted to G key/value heads
 and uptrained for a fraction alpha of its steps, against the same variants trained from scratch for
 N (1 + alpha) steps (Ainslie et al. 2023, Figures 5 and 6).
 

@@ -180,3 +180,17 @@ def test_evaluate_cli_on_a_checkpoint(tmp_path, monkeypatch, capsys):
   assert result['bleu']['intl']['signature'].startswith('nrefs:1|case:mixed|eff:no|tok:intl')
   assert result['decode']['lines'] == 3
   assert 'ln(PPL) per subword' in capsys.readouterr().out
+
+
+def test_paired_bootstrap_p_values():
+  refs = [f'das ist der satz nummer {i} mit einigen worten darin .' for i in range(60)]
+  good = [r if i % 3 else r.replace('satz', 'text') for i, r in enumerate(refs)]
+  bad = [' '.join(r.split()[:3]) for r in refs]
+  junk_a, junk_b = [f'x{i}' for i in range(60)], [f'y{i}' for i in range(60)]
+  out = bleu_lib.paired_bootstrap(('base', good), [('copy', good), ('bad', bad)], refs, samples=200)
+  assert out['copy']['bleu']['p_value'] == 1.0 and out['bad']['bleu']['p_value'] < 0.01
+  assert out['bad']['bleu']['score'] < out['base']['bleu']['score']
+  # BLEU 0 on both: every resample ties, which sacrebleu alone would call significant (p = 1/201)
+  out = bleu_lib.paired_bootstrap(('base', junk_a), [('other', junk_b)], refs, samples=200)
+  assert out['other']['bleu']['score'] == out['base']['bleu']['score'] == 0.0
+  assert out['other']['bleu']['p_value'] == 1.0

@@ -67,8 +67,11 @@ def paired_bootstrap(baseline: tuple[str, Sequence[str]], systems: Sequence[tupl
     for name, key in keys.items():
       r = scores[name][i]
       p = None if i == 0 else float(r.p_value)
-      if i and named[i][1] == named[0][1]:
-        p = 1.0   # sacrebleu counts strictly larger resampled differences: 1/(n+1) for a copy
+      if i and float(r.score) == float(scores[name][0].score):
+        # A difference of exactly zero is no evidence of one. sacrebleu counts resampled deviations
+        # strictly larger than the observed difference, so where every resample ties (a copy of the
+        # baseline, or BLEU 0 on both) it returns its smallest p, 1/(n+1).
+        p = 1.0
       num = lambda x: None if x is None else float(x)  # noqa: E731  (numpy scalars -> JSON)
       out[system][key] = {'score': float(r.score), 'mean': num(r.mean), 'ci': num(r.ci), 'p_value': p}
   out['signatures'] = {keys[name]: str(sig) for name, sig in sigs.items()}
