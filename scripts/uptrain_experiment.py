@@ -91,6 +91,16 @@ def main(argv: list[str]) -> int:
     records.write_json(results / 'rows' / f'{c.name}.json', record)
     progress.stage(f"done in {wall['total']:.0f}s")
 
+  # The source itself, scored and decoded as its converted runs are: the report compares them with
+  # this record, so a source retrained on another machine is never mixed with an older record of it.
+  if uptrain and not (results / 'rows' / f'{source_config.name}.json').is_file():
+    progress.row(0, f'{source_config.name} (the multi-head source)')
+    _, params, _ = checkpoint.load_for_inference(source, log=log)
+    finish(source_config, source, xp.Run('translate', 'mha'), {
+        'variant': {'kv_heads': source_config.model.num_kv_heads, 'init': '–', 'alpha': 0,
+                    'kind': 'multi-head source'}, 'fingerprint': convert.params_fingerprint(params)},
+           time.time())
+
   index = 0
   for g, init, a in uptrain:
     index += 1

@@ -69,6 +69,15 @@ def test_first_and_random_inits():
   np.testing.assert_array_equal(rand['decoder_0']['self_attn']['query'], params['decoder_0']['self_attn']['query'])
 
 
+def test_params_fingerprint_tells_trainings_apart():
+  _, model = _tiny_lm()
+  a = mdl.nn.meta.unbox(model.init(jax.random.PRNGKey(0), BATCH)['params'])
+  b = jax.tree_util.tree_map(lambda x: x, a)
+  b['decoder_0']['self_attn']['key'] = b['decoder_0']['self_attn']['key'].at[0, 0, 0].add(1e-6)
+  assert convert.params_fingerprint(a) == convert.params_fingerprint(jax.tree_util.tree_map(np.asarray, a))
+  assert convert.params_fingerprint(a) != convert.params_fingerprint(b)
+
+
 @pytest.mark.parametrize('g', [3, 0, 16])
 def test_a_g_that_does_not_divide_the_kv_heads_is_refused(g):
   c, _ = _tiny_lm()
@@ -89,6 +98,9 @@ def test_converted_run_uptrains_and_decodes_through_the_clis(shared_data, tmp_pa
   record = json.loads((tmp_path / 'mqa' / 'converted_from.json').read_text())
   assert record['kv_heads'] == 1 and record['uptrain_steps'] == 4 and record['params_lost'] > 0
   assert f"{record['params_lost']:,} fewer" in out
+  from mqa_repro.training import checkpoint
+  _, source_params, _ = checkpoint.load_for_inference(tmp_path / 'mha', log=lambda s: None)
+  assert record['source_fingerprint'] == convert.params_fingerprint(source_params)
   saved = json.loads((tmp_path / 'mqa' / 'config.json').read_text())
   assert saved['model']['num_kv_heads'] == 1 and saved['model']['d_ff'] == c.model.d_ff
   assert cli.main(['train', '--workdir', str(tmp_path / 'mqa')]) == 0    # uptrain: the run's own config

@@ -4,6 +4,8 @@ bootstrap against it and the plots over alpha and over decoding time."""
 import csv
 import json
 
+import pytest
+
 from mqa_repro.report import records, uptrain
 from test_tables import fake_row, write_results
 
@@ -51,3 +53,30 @@ def test_uptrain_report_tables_bootstrap_and_plots(tmp_path):
   assert rows['wmt_scratch_g1_scratch_a0.05']['greedy_decoder_us_per_token'] == '1.0'
   for png in ('uptrain_alpha.png', 'uptrain_latency.png'):
     assert (results / png) in written and (results / png).read_bytes()[:4] == b'\x89PNG'
+
+
+def test_the_source_as_the_experiment_evaluated_it_wins_over_the_baseline_folder(tmp_path):
+  """A source retrained on another machine is compared with its own record, not an older one."""
+  old = fake_row('translate', 'mha', 1.5, bleu=20.0)
+  old['name'] = 'wmt_mha_gpu'
+  baseline = write_results(tmp_path / 'h200', [old])
+  own = fake_row('translate', 'mha', 1.4, bleu=22.0)
+  own['name'] = 'wmt_mha_gpu'
+  own['variant'] = {'kv_heads': 8, 'init': '–', 'alpha': 0, 'kind': 'multi-head source'}
+  runs, base = uptrain.load(write_results(tmp_path / 'up', [own, _run(1, 'uptrain', 'mean', 0.05, 18.0)]),
+                            baseline)
+  assert base['evals'] == own['evals'] and [r['variant']['kind'] for r in runs] == ['uptrained']
+  runs, base = uptrain.load(write_results(tmp_path / 'up2', [_run(1, 'uptrain', 'mean', 0.05, 18.0)]), baseline)
+  assert base['evals'] == old['evals']                  # no record of its own: the baseline folder's
+
+
+def test_runs_converted_from_another_training_of_the_source_are_refused(tmp_path):
+  own = fake_row('translate', 'mha', 1.4, bleu=22.0)
+  own['name'] = 'wmt_mha_gpu'
+  own['variant'] = {'kv_heads': 8, 'init': '–', 'alpha': 0, 'kind': 'multi-head source'}
+  own['fingerprint'] = 'aaaa'
+  same, other = _run(1, 'uptrain', 'mean', 0.05, 18.0), _run(2, 'uptrain', 'mean', 0.05, 19.0)
+  same['uptrain']['source_fingerprint'], other['uptrain']['source_fingerprint'] = 'aaaa', 'bbbb'
+  uptrain.load(write_results(tmp_path / 'ok', [own, same]), tmp_path)
+  with pytest.raises(ValueError, match=r"wmt_uptrain_g2_mean_a0.05 were not converted from the wmt_mha_gpu"):
+    uptrain.load(write_results(tmp_path / 'mixed', [own, same, other]), tmp_path)

@@ -6,7 +6,8 @@ manner of Ainslie et al. 2023 (Figure 5: quality against alpha; Figure 6: qualit
         [--bench results/h200/bench.json]
 
 Reads ``<results>/rows/*.json`` (each carries ``variant``: kv_heads, init, alpha, kind) and the
-multi-head source run from ``<baseline>/rows`` (the run named in the converted runs' records); writes
+multi-head source run: its own record there (kind 'multi-head source', written by the experiment),
+else ``<baseline>/rows/<source>.json`` (the run named in the converted runs' records); writes
 ``uptrain.md``, ``uptrain.csv``, ``uptrain_alpha.png`` and, when the bench JSON has the kv-heads sweep,
 ``uptrain_latency.png``. BLEU differences from multi-head come with sacrebleu's paired bootstrap on
 the stored hypotheses (cached in ``<results>/bootstrap.json``).
@@ -59,9 +60,23 @@ def references(baseline: Path, base: dict | None) -> dict[int, list[dict]]:
 def load(results: Path, baseline: Path) -> tuple[list[dict], dict | None]:
   runs = [json.loads(f.read_text(encoding='utf-8')) for f in sorted((results / 'rows').glob('*.json'))]
   runs = [r for r in runs if r.get('variant')]
+  own = [r for r in runs if r['variant']['kind'] == 'multi-head source']
+  runs = [r for r in runs if r['variant']['kind'] != 'multi-head source']
   source = next((r['uptrain']['source_name'] for r in runs if r.get('uptrain')), None)
+  # the source as the experiment itself evaluated it, else its record in the baseline folder
+  base = next((r for r in own if r['name'] == source), None)
   base_file = baseline / 'rows' / f'{source}.json' if source else None
-  base = json.loads(base_file.read_text(encoding='utf-8')) if base_file and base_file.is_file() else None
+  if base is None and base_file and base_file.is_file():
+    base = json.loads(base_file.read_text(encoding='utf-8'))
+  if base is not None and base.get('fingerprint'):
+    # runs converted from another training of the same source (a retrain on another machine) are
+    # not compared with this one
+    other = [r['name'] for r in runs if r.get('uptrain')
+             and r['uptrain'].get('source_fingerprint') != base['fingerprint']]
+    if other:
+      raise ValueError(f"{', '.join(other)} were not converted from the {source} whose record is in "
+                       f"{results / 'rows'} (parameters fingerprint {base['fingerprint']}): keep each "
+                       f"training of the source in its own results folder")
   return sorted(runs, key=lambda r: (r['variant']['kv_heads'], r['variant']['kind'], r['variant']['init'],
                                      r['variant']['alpha'])), base
 
@@ -74,8 +89,11 @@ def bootstrap(results: Path, baseline: Path, base: dict, runs: list[dict], log: 
   cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
   out: dict[str, dict] = {}
   for split in ('newstest2014', 'offline_test'):
-    refs = baseline / 'refs' / f'{split}.ref.txt.xz'
-    base_hyps = baseline / 'hyps' / base['name'] / f'{split}.greedy.txt.xz'
+    refs = next((d / 'refs' / f'{split}.ref.txt.xz' for d in (results, baseline)
+                 if (d / 'refs' / f'{split}.ref.txt.xz').is_file()), baseline / 'refs' / f'{split}.ref.txt.xz')
+    base_hyps = next((d / 'hyps' / base['name'] / f'{split}.greedy.txt.xz' for d in (results, baseline)
+                      if (d / 'hyps' / base['name'] / f'{split}.greedy.txt.xz').is_file()),
+                     baseline / 'hyps' / base['name'] / f'{split}.greedy.txt.xz')
     if not refs.is_file() or not base_hyps.is_file():
       continue
     todo = []

@@ -27,6 +27,7 @@ new and the converted K/V heads start away from any optimum.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 INITS = ('mean', 'first', 'random')
 Log = Callable[[str], None]
@@ -99,6 +101,16 @@ def converted_config(source: ml_collections.ConfigDict, num_kv_heads: int, name:
   return cfg.validate(c)
 
 
+def params_fingerprint(params: Any) -> str:
+  """sha256 (first 16 hex digits) of every parameter's float32 bytes, leaves in tree order: tells two
+  trainings of the same config apart, so runs converted from one are never set beside the other."""
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+    h.update(jax.tree_util.keystr(path).encode())
+    h.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
+  return h.hexdigest()[:16]
+
+
 def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: int, *, init: str = 'mean',
                 step: int | None = None, fraction: float = 0.05, overrides: Sequence[str] = (),
                 log: Log = print) -> dict[str, Any]:
@@ -128,6 +140,7 @@ def convert_run(source_dir: str | Path, target_dir: str | Path, num_kv_heads: in
   before, after = mdl.count_params(params), mdl.count_params(new)
   record = {'source': str(source_dir.resolve() if paths.is_local(source_dir) else source_dir), 'source_name': source.name,
             'source_step': int(step if step is not None else checkpoint.latest_step(source_dir)),
+            'source_fingerprint': params_fingerprint(params),
             'source_kv_heads': source.model.num_kv_heads, 'kv_heads': num_kv_heads, 'init': init,
             'params_before': before, 'params_after': after, 'params_lost': before - after,
             'uptrain_steps': config.train.num_train_steps, 'uptrain_fraction': fraction,
