@@ -441,6 +441,28 @@ def default_results(preset: str) -> Path:
   return Path('runs') / preset / 'results'
 
 
+class _History:
+  """This invocation's entry in ``run.json``'s history, written when it starts and after every run,
+  so a process cut short (a command's time limit, a lost machine) leaves what it did and says it did
+  not finish."""
+
+  def __init__(self, results: Path, preset: str, provenance: dict[str, Any]):
+    self.file = results / 'run.json'
+    old = records.read_json(self.file) or {}
+    self.entries = old.get('history', [old] if old else [])    # a file from before the history existed
+    self.entry = {'preset': preset, 'finished': False, 'wall_seconds': 0.0, 'runs': {},
+                  'bench': 'not reached', 'provenance': provenance}
+    self.entries.append(self.entry)
+    records.write_json(self.file, {'history': self.entries})
+
+  def update(self, status: dict[str, str], start: float, bench: str | None = None,
+             finished: bool = False) -> None:
+    self.entry.update(runs=dict(status), wall_seconds=round(time.time() - start, 1), finished=finished)
+    if bench is not None:
+      self.entry['bench'] = bench
+    records.write_json(self.file, {'history': self.entries})
+
+
 def reproduce(options: Options, log: Log = print) -> int:
   """Run `options` (module docstring); the exit status: 0, or 1 when a run failed."""
   import jax
@@ -470,6 +492,7 @@ def reproduce(options: Options, log: Log = print) -> int:
       f'run directories -> {workdirs}')
   # The exact package versions, once per results folder; every record below names it by id.
   env_id = records.write_environment(results, log)['id'] if is_main else None
+  history = _History(results, preset.name, _provenance(options, env_id)) if is_main else None
 
   for task in tasks.TASKS:
     todo = [(i, r) for i, r in enumerate(runs, 1) if r.task == task]
@@ -485,6 +508,8 @@ def reproduce(options: Options, log: Log = print) -> int:
       if skip and not args.force:
         status[configs[r].name] = f'skipped: {why}'
         log(f'reproduce: {configs[r].name}: skipped: {why}')
+        if history:
+          history.update(status, start)
       else:
         pending.append((i, r))
         if why != 'no results yet':
@@ -523,6 +548,8 @@ def reproduce(options: Options, log: Log = print) -> int:
       except Exception as e:  # keep going: one broken run should not cost the other runs' hours
         status[c.name] = f'failed: {type(e).__name__}: {e}'
         log(f'reproduce: {c.name} FAILED: {type(e).__name__}: {e}')
+        if history:
+          history.update(status, start)
         if args.fail_fast:
           raise
         continue
@@ -530,6 +557,8 @@ def reproduce(options: Options, log: Log = print) -> int:
       if is_main:
         records.write_json(results / 'rows' / f'{c.name}.json', result)
       status[c.name] = 'done'
+      if history:
+        history.update(status, start)
       resumed = f' from step {started_at}' if started_at else ''
       progress.stage(f"done in {result['wall_seconds']['total']:.0f}s (train {wall['train']:.0f}s{resumed}, "
                      f"score {wall['score']:.0f}s, decode {wall['decode']:.0f}s)")
@@ -549,12 +578,7 @@ def reproduce(options: Options, log: Log = print) -> int:
 
   wall = time.time() - start
   if is_main:
-    history_file = results / 'run.json'
-    old = records.read_json(history_file) or {}
-    history = old.get('history', [old] if old else [])    # a file from before the history existed
-    history.append({'preset': preset.name, 'wall_seconds': round(wall, 1), 'runs': status,
-                    'bench': bench_status, 'provenance': _provenance(options, env_id)})
-    records.write_json(history_file, {'history': history})
+    history.update(status, start, bench=bench_status, finished=True)
     if not args.no_tables:
       from mqa_repro.report.tables import write_tables
       written = write_tables(results, log=log)

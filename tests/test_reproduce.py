@@ -139,7 +139,7 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   assert data['eval']['newstest2014']['examples'] == 4
 
   run = json.loads((results / 'run.json').read_text())['history'][-1]
-  assert run['runs'] == {'wmt_mqa_local_tiny': 'done', 'lm_mqa_tiny': 'done'}
+  assert run['runs'] == {'wmt_mqa_local_tiny': 'done', 'lm_mqa_tiny': 'done'} and run['finished']
   assert run['provenance']['environment'] == env['id']
   assert run['bench'].startswith('skipped')
   md = (results / 'tables.md').read_text()
@@ -170,6 +170,26 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   run = json.loads((results / 'run.json').read_text())['history'][-1]
   assert run['runs']['wmt_mqa_local_tiny'].startswith('skipped')
   assert not run['runs']['lm_mqa_tiny'].startswith('skipped')
+
+
+def test_an_invocation_cut_short_leaves_its_history_entry(tmp_path):
+  """run.json is written when a reproduce starts and after every run: a process killed by a time
+  limit leaves what it did, marked unfinished, and tables.md says so."""
+  from mqa_repro.report import tables
+  results = tmp_path / 'results'
+  results.mkdir()
+  (results / 'run.json').write_text(json.dumps({'history': [{'preset': 'smoke', 'runs': {}}]}))
+  history = reproduce._History(results, 'gpu', {'command': 'mqa-repro reproduce --preset gpu'})
+  entries = json.loads((results / 'run.json').read_text())['history']
+  assert len(entries) == 2 and entries[-1]['finished'] is False and entries[-1]['runs'] == {}
+  history.update({'wmt_mha_gpu': 'done'}, time.time() - 90)
+  last = json.loads((results / 'run.json').read_text())['history'][-1]
+  assert last['runs'] == {'wmt_mha_gpu': 'done'} and last['wall_seconds'] >= 90 and not last['finished']
+  tables.write_tables(results, log=lambda m: None)
+  assert '**cut short**' in (results / 'tables.md').read_text()
+  history.update({'wmt_mha_gpu': 'done'}, time.time(), bench='skipped', finished=True)
+  tables.write_tables(results, log=lambda m: None)
+  assert 'cut short' not in (results / 'tables.md').read_text()
 
 
 def reproduce_args(argv, **changes):

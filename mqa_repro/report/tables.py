@@ -49,9 +49,12 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
         "numbers. BLEU: sacrebleu on detokenised text, `tok:intl` as in the paper (13a in the CSV files).",
         '']
   if run_info.get('provenance'):
+    cut = '' if run_info.get('finished', True) else (
+        ', **cut short** (the process ended without finishing; its runs so far: '
+        + (', '.join(f'{n} {s}' for n, s in run_info.get('runs', {}).items()) or 'none') + ')')
     md += [f"Last `reproduce` invocation: {run_info.get('wall_seconds', 0) / 60:.1f} min wall time, "
-           f"`{run_info['provenance'].get('command', '?')}`; speed benchmark: {run_info.get('bench', '?')}.",
-           '']
+           f"`{run_info['provenance'].get('command', '?')}`{cut}; speed benchmark: "
+           f"{run_info.get('bench', '?')}.", '']
   reading = results / READING
   if reading.is_file():
     md += ['## Reading', '', reading.read_text(encoding='utf-8').strip(), '']
