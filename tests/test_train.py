@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mqa_repro.training import checkpoint as ckpt
+from mqa_repro import cli
 from mqa_repro import config as cfg
 from mqa_repro import costs
 from mqa_repro.training import trainer as train
@@ -64,7 +65,6 @@ def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
   assert (tmp_path / 'config.json').is_file() and (tmp_path / 'vocab.model').is_file()
   assert ckpt.Checkpointer(tmp_path).steps() == [2]
   if task == 'translate':  # the checkpoint decodes the run's own dev split (decode --split)
-    from mqa_repro import cli
     out = tmp_path / 'dev.hyp'
     assert cli.main(['decode', '--workdir', str(tmp_path), '--split', 'dev', '--output', str(out),
                      '--beam', '1', '--batch-size', '16']) == 0
@@ -99,6 +99,7 @@ for row in ('mha', 'mqa'):
   for mesh in ((1, 1, 1), (2, 2, 2)):
     c = tiny('translate', row, Path(os.environ['DATA']))
     c.model.dtype = 'float32'
+    c.model.encoder_layers = c.model.decoder_layers = 1   # compiling is the cost; one layer shards alike
     c.mesh.data, c.mesh.fsdp, c.mesh.model = mesh
     tr = Trainer.from_config(c, f"{os.environ['WORK']}/{row}",
                              devices=jax.devices()[:int(np.prod(mesh))], log=lambda s: None)
@@ -133,9 +134,14 @@ def test_one_device_and_eight_fake_devices_agree(shared_data, tmp_path):
   assert out['mqa(2, 2, 2)']['kv_spec'] in ("P('fsdp', None, None)", "PartitionSpec('fsdp', None, None)")
 
 
+def _train_args(c, workdir):
+  """`mqa-repro train` of config `c`, for cli.main (in this process) or after _train_cmd's python."""
+  return ['train', '--config', str(cfg.config_file(c.task, c.row)) + ':tiny', '--workdir',
+          str(workdir), *_overrides(c)]
+
+
 def _train_cmd(c, workdir):
-  return [sys.executable, '-m', 'mqa_repro.cli', 'train', '--config',
-          str(cfg.config_file(c.task, c.row)) + ':tiny', '--workdir', str(workdir), *_overrides(c)]
+  return [sys.executable, '-m', 'mqa_repro.cli', *_train_args(c, workdir)]
 
 
 @pytest.mark.slow
@@ -186,15 +192,15 @@ def test_corrupt_latest_checkpoint_falls_back(shared_data, tmp_path):
   assert out['step'] == 6
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, tmp_path):
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, tmp_path, capsys):
   c = tiny('translate', 'mha', shared_data, num_train_steps=10, checkpoint_every=2,
            inject_nan_at_step=4)
   with pytest.raises(train.NonFiniteLoss, match='step 5.*last good checkpoint \\(step 4\\)'):
     train.train_and_evaluate(c, tmp_path, log=lambda s: None)
   assert ckpt.Checkpointer(tmp_path).steps() == [2, 4]
-  proc = subprocess.run(_train_cmd(c, tmp_path / 'cli') + ['--config.train.inject_nan_at_step=1'],
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 3 and 'loss is nan' in proc.stderr
+  # the command line's exit code and message, in this process (its own process only adds startup)
+  rc = cli.main(_train_args(c, tmp_path / 'cli') + ['--config.train.inject_nan_at_step=1'])
+  assert rc == 3 and 'loss is nan' in capsys.readouterr().err
 
 
 def _finite(workdir, step):
@@ -205,7 +211,7 @@ def _finite(workdir, step):
 @pytest.mark.slow
 @pytest.mark.filterwarnings('ignore:overflow encountered in cast')   # 1e39 as a float32 rate
 def test_divergence_never_leaves_a_non_finite_checkpoint_and_a_lower_rate_recovers(shared_data,
-                                                                                   tmp_path):
+                                                                                   tmp_path, capsys):
   """learning_rate 1e39 makes the parameters non-finite in one update while the loss of that step
   (computed before the update) is still finite: the guard must look at what is about to be saved."""
   c = tiny('lm', 'mqa', shared_data, num_train_steps=1, checkpoint_every=1, learning_rate=1e39)
@@ -222,11 +228,12 @@ def test_divergence_never_leaves_a_non_finite_checkpoint_and_a_lower_rate_recove
   assert steps == [1, 2] and all(_finite(tmp_path, s) for s in steps)
   # the advice works: a lower learning rate (a train setting, not the model) resumes and finishes
   c.train.learning_rate = 0.005
-  proc = subprocess.run(_train_cmd(c, tmp_path) + ['--config.train.learning_rate=0.005'],
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert 'resumed' in proc.stdout and 'at step 2' in proc.stdout, proc.stdout[-2000:]
-  assert json.loads(proc.stdout.splitlines()[-1])['step'] == 4 and _finite(tmp_path, 4)
+  capsys.readouterr()
+  rc = cli.main(_train_args(c, tmp_path) + ['--config.train.learning_rate=0.005'])   # in this process
+  out, err = capsys.readouterr()
+  assert rc == 0, err[-2000:]
+  assert 'resumed' in out and 'at step 2' in out, out[-2000:]
+  assert json.loads(out.splitlines()[-1])['step'] == 4 and _finite(tmp_path, 4)
 
 
 @pytest.mark.slow
@@ -264,7 +271,6 @@ for task, row in (('translate', 'mqa'), ('lm', 'mha')):
 def test_cli_errors_say_what_to_change(args, message, tmp_path, monkeypatch, capsys):
   """Exit 2 with the field to change, before any data is read or built (no vocabulary written; the
   mesh is checked before the offline corpus the config names is built)."""
-  from mqa_repro import cli
   monkeypatch.chdir(REPO)
   rc = cli.main(['train', '--workdir', str(tmp_path / 'run'), *args])
   err = capsys.readouterr().err
