@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,19 +178,23 @@ def test_sigkill_then_resume_is_bit_identical(shared_data, tmp_path):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_corrupt_latest_checkpoint_falls_back(shared_data, tmp_path):
-  c = tiny('lm', 'mqa', shared_data, num_train_steps=4, checkpoint_every=2)
-  train.train_and_evaluate(c, tmp_path, log=lambda s: None)
-  assert ckpt.Checkpointer(tmp_path).steps() == [2, 4]
-  for f in (tmp_path / 'checkpoints' / '4' / 'params').rglob('*'):
+def test_corrupt_latest_checkpoint_falls_back(lm_run, tmp_path):
+  """On a copy of conftest's tiny LM run (checkpoints at steps 1 and 2; training it again here
+  would only repeat that)."""
+  c, base = lm_run
+  workdir = tmp_path / 'run'
+  shutil.copytree(base, workdir)
+  assert ckpt.Checkpointer(workdir).steps() == [1, 2]
+  for f in (workdir / 'checkpoints' / '2' / 'params').rglob('*'):
     if f.is_file() and f.stat().st_size > 0:
       f.write_bytes(b'\0' * 7)                 # a disk fault: every file of the latest step garbled
   messages = []
-  c.train.num_train_steps = 6
-  out = train.train_and_evaluate(c, tmp_path, log=messages.append)
-  assert any('step 4' in m and 'falling back' in m for m in messages), messages
-  assert any('resumed' in m and 'step 2' in m for m in messages), messages
-  assert out['step'] == 6
+  c = c.copy_and_resolve_references()
+  c.train.num_train_steps = 4
+  out = train.train_and_evaluate(c, workdir, log=messages.append)
+  assert any('step 2' in m and 'falling back' in m for m in messages), messages
+  assert any('resumed' in m and 'step 1' in m for m in messages), messages
+  assert out['step'] == 4
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, tmp_path, capsys):
@@ -211,7 +216,8 @@ def _finite(workdir, step):
 @pytest.mark.slow
 @pytest.mark.filterwarnings('ignore:overflow encountered in cast')   # 1e39 as a float32 rate
 def test_divergence_never_leaves_a_non_finite_checkpoint_and_a_lower_rate_recovers(shared_data,
-                                                                                   tmp_path, capsys):
+                                                                                   lm_run, tmp_path,
+                                                                                   capsys):
   """learning_rate 1e39 makes the parameters non-finite in one update while the loss of that step
   (computed before the update) is still finite: the guard must look at what is about to be saved."""
   c = tiny('lm', 'mqa', shared_data, num_train_steps=1, checkpoint_every=1, learning_rate=1e39)
@@ -219,21 +225,24 @@ def test_divergence_never_leaves_a_non_finite_checkpoint_and_a_lower_rate_recove
     train.train_and_evaluate(c, tmp_path / 'scratch', log=lambda s: None)
   assert ckpt.Checkpointer(tmp_path / 'scratch').steps() == []
 
-  c = tiny('lm', 'mqa', shared_data, num_train_steps=2, checkpoint_every=1)
-  train.train_and_evaluate(c, tmp_path, log=lambda s: None)           # steps 1, 2 at a sane rate
-  c.train.update(num_train_steps=4, learning_rate=1e39)
+  # steps 1, 2 at a sane rate: a copy of conftest's tiny LM run (checkpoints at both)
+  c, base = lm_run
+  workdir = tmp_path / 'run'
+  shutil.copytree(base, workdir)
+  c = c.copy_and_resolve_references()
+  c.train.update(num_train_steps=4, learning_rate=1e39, async_checkpoint=False)
   with pytest.raises(train.NonFiniteLoss, match='step 3.*last good checkpoint \\(step 2\\)'):
-    train.train_and_evaluate(c, tmp_path, log=lambda s: None)
-  steps = ckpt.Checkpointer(tmp_path).steps()
-  assert steps == [1, 2] and all(_finite(tmp_path, s) for s in steps)
+    train.train_and_evaluate(c, workdir, log=lambda s: None)
+  steps = ckpt.Checkpointer(workdir).steps()
+  assert steps == [1, 2] and all(_finite(workdir, s) for s in steps)
   # the advice works: a lower learning rate (a train setting, not the model) resumes and finishes
   c.train.learning_rate = 0.005
   capsys.readouterr()
-  rc = cli.main(_train_args(c, tmp_path) + ['--config.train.learning_rate=0.005'])   # in this process
+  rc = cli.main(_train_args(c, workdir) + ['--config.train.learning_rate=0.005'])   # in this process
   out, err = capsys.readouterr()
   assert rc == 0, err[-2000:]
   assert 'resumed' in out and 'at step 2' in out, out[-2000:]
-  assert json.loads(out.splitlines()[-1])['step'] == 4 and _finite(tmp_path, 4)
+  assert json.loads(out.splitlines()[-1])['step'] == 4 and _finite(workdir, 4)
 
 
 @pytest.mark.slow
