@@ -51,20 +51,23 @@ def _overrides(c):
   return [f'--config.{g}.{k}={c[g][k]}' for g, ks in keys.items() for k in ks]
 
 
+# The rows and the step count of test_tensorboard_hparams_eval_curve_bleu_and_samples: the
+# learning-rate schedule's constants (num_train_steps among them) are compiled into the train step,
+# so with the same ones the second test's step comes from the session's compilation cache.
 @pytest.mark.parametrize('task,row', [('translate', 'mqa'), ('lm', 'gqa2')])
 def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
-  c = tiny(task, row, shared_data, num_train_steps=2, eval_every=2)
+  c = tiny(task, row, shared_data, num_train_steps=4, eval_every=4)
   out = train.train_and_evaluate(c, tmp_path, log=lambda s: None)
-  assert out['step'] == 2 and np.isfinite(out['train_loss'])
+  assert out['step'] == 4 and np.isfinite(out['train_loss'])
   assert np.isfinite(out['eval_ln_ppl'])
   if task == 'lm':
     assert out['eval_word_ppl'] > 1 and out['eval_words'] > 0
   records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
-  assert [r['step'] for r in records] == [1, 2] and all('train_loss' in r for r in records)
+  assert [r['step'] for r in records] == [1, 2, 3, 4] and all('train_loss' in r for r in records)
   info = json.loads((tmp_path / 'model_info.json').read_text())
   assert info['params'] == costs.param_count(c.model, task)
   assert (tmp_path / 'config.json').is_file() and (tmp_path / 'vocab.model').is_file()
-  assert ckpt.Checkpointer(tmp_path).steps() == [2]
+  assert ckpt.Checkpointer(tmp_path).steps() == [4]
   if task == 'translate':  # the checkpoint decodes the run's own dev split (decode --split)
     out = tmp_path / 'dev.hyp'
     assert cli.main(['decode', '--workdir', str(tmp_path), '--split', 'dev', '--output', str(out),
@@ -325,7 +328,7 @@ def _events(directory):
   return scalars, texts, hparams
 
 
-@pytest.mark.parametrize('task,row', [('translate', 'mqa'), ('lm', 'mha')])
+@pytest.mark.parametrize('task,row', [('translate', 'mqa'), ('lm', 'gqa2')])
 def test_tensorboard_hparams_eval_curve_bleu_and_samples(task, row, shared_data, tmp_path):
   pytest.importorskip('tensorboardX')
   c = tiny(task, row, shared_data, num_train_steps=4, eval_every=2, log_every=2, tensorboard=True,
