@@ -208,8 +208,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, tmp_path, ca
   with pytest.raises(train.NonFiniteLoss, match='step 5.*last good checkpoint \\(step 4\\)'):
     train.train_and_evaluate(c, tmp_path, log=lambda s: None)
   assert ckpt.Checkpointer(tmp_path).steps() == [2, 4]
-  # the command line's exit code and message, in this process (its own process only adds startup)
-  rc = cli.main(_train_args(c, tmp_path / 'cli') + ['--config.train.inject_nan_at_step=1'])
+  # the command line's exit code and message, in this process (its own process only adds startup);
+  # the same fault step as above: it is compiled into the train step, which is then reused
+  rc = cli.main(_train_args(c, tmp_path / 'cli') + ['--config.train.inject_nan_at_step=4'])
   assert rc == 3 and 'loss is nan' in capsys.readouterr().err
 
 
