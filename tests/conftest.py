@@ -34,3 +34,17 @@ def shared_data() -> Path:
   if not (path / 'wmt14_en_de' / 'newstest2014.en').is_file():
     pytest.skip(f'real WMT14/lm1b files not found under {path}; set MQA_REPRO_DATA to ../shared/data')
   return path
+
+
+@pytest.fixture(scope='session')
+def lm_run(shared_data, tmp_path_factory):
+  """(config, run directory) of a tiny LM trained two steps by `mqa-repro train` in this process,
+  checkpoints at steps 1 and 2 saved asynchronously (the default); dev = 100 lm1b sentences.
+  test_api and test_checkpoint each trained this same run; once is enough. Tests that change the
+  run directory work on a copy."""
+  from mqa_repro import cli
+  from test_train import _train_args, tiny
+  c = tiny('lm', 'mqa', shared_data, num_train_steps=2, checkpoint_every=1, async_checkpoint=True)
+  workdir = tmp_path_factory.mktemp('lm_run')
+  assert cli.main(_train_args(c, workdir)) == 0
+  return c, workdir

@@ -14,7 +14,6 @@ import pytest
 
 import mqa_repro
 from mqa_repro import cli, costs
-from test_train import _overrides, tiny
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,17 +29,6 @@ def tour(shared_data, tmp_path_factory):
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir, proc.stdout
-
-
-@pytest.fixture(scope='module')
-def lm_run(shared_data, tmp_path_factory):
-  """A tiny LM trained two steps by `mqa-repro train` (in this process), dev = 100 lm1b sentences."""
-  c = tiny('lm', 'mqa', shared_data, num_train_steps=2, checkpoint_every=2)
-  workdir = tmp_path_factory.mktemp('lm')
-  argv = ['train', '--config', str(REPO / 'configs' / 'lm_mqa.py') + ':tiny', '--workdir',
-          str(workdir)] + _overrides(c)
-  assert cli.main(argv) == 0
-  return workdir, Path(c.data.dev_files)
 
 
 @pytest.mark.slow
@@ -138,7 +126,8 @@ def test_a_loaded_run_translates_scores_and_decodes_as_the_cli(tour, tmp_path, c
 
 @pytest.mark.slow
 def test_an_lm_run_trained_by_the_cli_continues_and_scores_as_evaluate(lm_run, tmp_path, capsys):
-  workdir, dev = lm_run
+  c, workdir = lm_run                # conftest: `mqa-repro train`, in this process
+  dev = Path(c.data.dev_files)
   run = mqa_repro.load_run(workdir)
   out = run.continue_text(['The government said', 'Hello', ''], max_new_tokens=5)
   assert len(out) == 3 and out[2] == '' and all(isinstance(t, str) for t in out)

@@ -11,7 +11,7 @@ import pytest
 from mqa_repro import cli
 from mqa_repro.training import checkpoint as ckpt
 from mqa_repro.training import trainer as train
-from test_train import _train_cmd, tiny
+from test_train import _train_cmd
 
 EIGHT = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8')
 PROMPTS = 'The government said on Monday\nIt is not clear whether\n'
@@ -28,13 +28,10 @@ def _decode(workdir, tmp_path, capsys):
   return (tmp_path / 'hyp.txt').read_text(), err
 
 
-@pytest.fixture(scope='module')
-def run(shared_data, tmp_path_factory):
-  """A tiny LM run with checkpoints at steps 1 and 2, saved asynchronously (the default)."""
-  c = tiny('lm', 'mqa', shared_data, num_train_steps=2, checkpoint_every=1, async_checkpoint=True)
-  workdir = tmp_path_factory.mktemp('run')
-  train.train_and_evaluate(c, workdir, log=lambda s: None)
-  return c, workdir
+@pytest.fixture
+def run(lm_run):
+  """conftest's tiny LM run: checkpoints at steps 1 and 2, saved asynchronously (the default)."""
+  return lm_run
 
 
 def _largest_file(step_dir):
