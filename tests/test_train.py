@@ -253,7 +253,8 @@ def test_divergence_never_leaves_a_non_finite_checkpoint_and_a_lower_rate_recove
 
 @pytest.mark.slow
 def test_paper_configs_compile_ahead_of_time_on_eight_devices():
-  """The paper's train step lowers and compiles for data=8 on fake CPU devices (nothing runs)."""
+  """The paper's train steps lower for data=8 on fake CPU devices, and the translation one compiles
+  (nothing runs)."""
   script = r'''
 import os
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
@@ -263,7 +264,9 @@ from mqa_repro.training.trainer import Trainer
 for task, row in (('translate', 'mqa'), ('lm', 'mha')):
   c = cfg.row_config(task, row)          # 211M / 192M parameters, batch 128 x 256
   tr = Trainer(c, '/tmp/unused', log=lambda s: None)
-  compiled = tr.lower_train_step().compile()
+  lowered = tr.lower_train_step()        # shapes and shardings: where a config goes wrong
+  if task == 'translate':                # XLA's compile of the larger graph (the LM's has the same
+    lowered.compile()                    # layers, fewer of them)
   print(task, row, dict(tr.mesh.shape), 'ok')
 '''
   # compiled once in the session: no use writing the paper-size executables to the shared cache
