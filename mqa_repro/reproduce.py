@@ -444,23 +444,27 @@ def default_results(preset: str) -> Path:
 class _History:
   """This invocation's entry in ``run.json``'s history, written when it starts and after every run,
   so a process cut short (a command's time limit, a lost machine) leaves what it did and says it did
-  not finish."""
+  not finish. `results` None (not the main process): writes nothing."""
 
-  def __init__(self, results: Path, preset: str, provenance: dict[str, Any]):
-    self.file = results / 'run.json'
-    old = records.read_json(self.file) or {}
+  def __init__(self, results: Path | None, preset: str, provenance: dict[str, Any]):
+    self.file, self.start = (results / 'run.json' if results else None), time.time()
+    old = (records.read_json(self.file) if self.file else None) or {}
     self.entries = old.get('history', [old] if old else [])    # a file from before the history existed
     self.entry = {'preset': preset, 'finished': False, 'wall_seconds': 0.0, 'runs': {},
                   'bench': 'not reached', 'provenance': provenance}
     self.entries.append(self.entry)
-    records.write_json(self.file, {'history': self.entries})
+    self._write()
 
-  def update(self, status: dict[str, str], start: float, bench: str | None = None,
-             finished: bool = False) -> None:
-    self.entry.update(runs=dict(status), wall_seconds=round(time.time() - start, 1), finished=finished)
+  def update(self, status: dict[str, str], bench: str | None = None, finished: bool = False) -> None:
+    self.entry.update(runs=dict(status), wall_seconds=round(time.time() - self.start, 1),
+                      finished=finished)
     if bench is not None:
       self.entry['bench'] = bench
-    records.write_json(self.file, {'history': self.entries})
+    self._write()
+
+  def _write(self) -> None:
+    if self.file:
+      records.write_json(self.file, {'history': self.entries})
 
 
 def reproduce(options: Options, log: Log = print) -> int:
@@ -492,7 +496,9 @@ def reproduce(options: Options, log: Log = print) -> int:
       f'run directories -> {workdirs}')
   # The exact package versions, once per results folder; every record below names it by id.
   env_id = records.write_environment(results, log)['id'] if is_main else None
-  history = _History(results, preset.name, _provenance(options, env_id)) if is_main else None
+  # --prepare-data runs nothing to record
+  history = _History(results if is_main and not args.prepare_data else None, preset.name,
+                     _provenance(options, env_id))
 
   for task in tasks.TASKS:
     todo = [(i, r) for i, r in enumerate(runs, 1) if r.task == task]
@@ -508,12 +514,11 @@ def reproduce(options: Options, log: Log = print) -> int:
       if skip and not args.force:
         status[configs[r].name] = f'skipped: {why}'
         log(f'reproduce: {configs[r].name}: skipped: {why}')
-        if history:
-          history.update(status, start)
       else:
         pending.append((i, r))
         if why != 'no results yet':
           log(f'reproduce: {configs[r].name}: running again: {why}')
+    history.update(status)
     if not pending and not args.prepare_data:
       continue
     # One vocabulary and one tokenization per task (and per data settings), shared by its runs.
@@ -548,8 +553,7 @@ def reproduce(options: Options, log: Log = print) -> int:
       except Exception as e:  # keep going: one broken run should not cost the other runs' hours
         status[c.name] = f'failed: {type(e).__name__}: {e}'
         log(f'reproduce: {c.name} FAILED: {type(e).__name__}: {e}')
-        if history:
-          history.update(status, start)
+        history.update(status)
         if args.fail_fast:
           raise
         continue
@@ -557,8 +561,7 @@ def reproduce(options: Options, log: Log = print) -> int:
       if is_main:
         records.write_json(results / 'rows' / f'{c.name}.json', result)
       status[c.name] = 'done'
-      if history:
-        history.update(status, start)
+      history.update(status)
       resumed = f' from step {started_at}' if started_at else ''
       progress.stage(f"done in {result['wall_seconds']['total']:.0f}s (train {wall['train']:.0f}s{resumed}, "
                      f"score {wall['score']:.0f}s, decode {wall['decode']:.0f}s)")
@@ -578,7 +581,7 @@ def reproduce(options: Options, log: Log = print) -> int:
 
   wall = time.time() - start
   if is_main:
-    history.update(status, start, bench=bench_status, finished=True)
+    history.update(status, bench=bench_status, finished=True)
     if not args.no_tables:
       from mqa_repro.report.tables import write_tables
       written = write_tables(results, log=log)

@@ -39,7 +39,7 @@ go() {  # GPU RUNS UPTRAIN_ARGS
     echo "gpu$1 uptrain exit $?" >> $out/gpu$1.log
   fi
 }
-nvidia-smi dmon -s u -d 10 > $out/dmon.log 2>&1 & mon=$!   # GPU load, to see what sharing buys
+nvidia-smi dmon -s u -d 10 > $out/dmon.log 2>&1 & mon=$!   # GPU load during the call (results/h200/logs/callN-dmon.log)
 go 0 "$runs0" "${UPTRAIN0:-}" & p0=$!
 [ -n "$runs1${UPTRAIN1:-}" ] && { go 1 "$runs1" "${UPTRAIN1:-}" & p1=$!; }
 wait $p0 ${p1:-}

@@ -182,14 +182,18 @@ def test_an_invocation_cut_short_leaves_its_history_entry(tmp_path):
   history = reproduce._History(results, 'gpu', {'command': 'mqa-repro reproduce --preset gpu'})
   entries = json.loads((results / 'run.json').read_text())['history']
   assert len(entries) == 2 and entries[-1]['finished'] is False and entries[-1]['runs'] == {}
-  history.update({'wmt_mha_gpu': 'done'}, time.time() - 90)
+  history.start -= 90                                     # as if the run took 90 s
+  history.update({'wmt_mha_gpu': 'done'})
   last = json.loads((results / 'run.json').read_text())['history'][-1]
   assert last['runs'] == {'wmt_mha_gpu': 'done'} and last['wall_seconds'] >= 90 and not last['finished']
   tables.write_tables(results, log=lambda m: None)
   assert '**cut short**' in (results / 'tables.md').read_text()
-  history.update({'wmt_mha_gpu': 'done'}, time.time(), bench='skipped', finished=True)
+  history.update({'wmt_mha_gpu': 'done'}, bench='skipped', finished=True)
   tables.write_tables(results, log=lambda m: None)
   assert 'cut short' not in (results / 'tables.md').read_text()
+  # a process that is not the main one writes nothing
+  reproduce._History(None, 'gpu', {}).update({'x': 'done'}, finished=True)
+  assert len(json.loads((results / 'run.json').read_text())['history']) == 2
 
 
 def reproduce_args(argv, **changes):

@@ -4,8 +4,8 @@ every piece (a run cut short still leaves what it measured).
 With `resume`, the output file's Table 2 rows and LM decoding points (of the same setting) are kept
 and only what is missing is measured: together with a time budget, one command run again and again
 finishes a benchmark longer than one sitting. Parts a resumed run does not measure (the kernels, the
-sweeps, profiles) are kept as they were, so several commands can fill one file. Each run is listed under 'runs' (provenance and the
-ceilings it measured); every Table 2 row and LM point names its run.
+sweeps, profiles) are kept as they were, so several commands can fill one file. Each run is listed
+under 'runs' (provenance and the ceilings it measured); every Table 2 row and LM point names its run.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS, bench_variant, pro
 from mqa_repro.bench.timing import Budget
 from mqa_repro.nn import decode_impl
 from mqa_repro.provenance import collect
-from mqa_repro.report.records import write_environment
-from mqa_repro.report.records import BenchRecord, read_json, write_json
+from mqa_repro.report.records import BenchRecord, read_json, write_environment, write_json
 
 
 def _carried_rows(previous: dict[str, Any] | None, setting: dict[str, Any]) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from mqa_repro import config as cfg
 from mqa_repro import experiment as xp
 from mqa_repro import tasks
 from mqa_repro.report import records
-from mqa_repro.report.format import PALETTE, colour  # noqa: F401  (one colour per variant, every plot)
+from mqa_repro.report.format import colour   # one colour per variant, every plot
 from mqa_repro.report.format import distinct as _distinct
 from mqa_repro.report.format import md_table, params_text, pyplot, save_figure
 from mqa_repro.report.format import write_csv as _write_csv
@@ -311,13 +311,11 @@ def compare(row: Stat, base: Stat, lower_is_better: bool) -> tuple[float | None,
     se = base.std * math.sqrt(1 + 1 / base.n)
   if se is None:
     return d, None, 'one seed'
+  direction = 'worse' if (d > 0) == lower_is_better else 'better'
   if borrowed:
     return d, se, ("one seed: within multi-head's seed noise" if abs(d) <= 2 * se else
-                   'one seed: ' + ('worse' if (d > 0) == lower_is_better else 'better') +
-                   " beyond 2 s.e. of multi-head's seed spread")
-  if abs(d) <= 2 * se:
-    return d, se, 'within seed noise'
-  return d, se, ('worse' if (d > 0) == lower_is_better else 'better') + ' beyond 2 s.e.'
+                   f"one seed: {direction} beyond 2 s.e. of multi-head's seed spread")
+  return d, se, 'within seed noise' if abs(d) <= 2 * se else f'{direction} beyond 2 s.e.'
 
 
 def display_names(rows: Sequence[Row]) -> dict[str, str]:

@@ -29,6 +29,7 @@ from typing import Callable
 
 from mqa_repro import experiment as xp
 from mqa_repro.report import quality
+from mqa_repro.report.tables import READING
 from mqa_repro.report.format import md_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,7 +160,7 @@ def unsourced_numbers(results: Path) -> list[str]:
   folder's generated text files (tables, CSVs, reports, at any depth; tables.md without the reading
   it quotes) rounds to; [] when every one is found. 1.503 is found in a CSV's 1.5030113, 3.5 is not
   found in 13.52 or 3500."""
-  reading = results / 'reading.md'
+  reading = results / READING
   if not reading.is_file():
     return []
   found: set[str] = set()
@@ -174,7 +175,7 @@ def unsourced_numbers(results: Path) -> list[str]:
 
 
 def reading(root: Path) -> str:
-  path = root / 'results' / 'h200' / 'reading.md'
+  path = root / 'results' / 'h200' / READING
   if not path.is_file():
     return '*No written reading of the scaled reproduction yet.*\n'
   return path.read_text(encoding='utf-8').strip() + '\n'
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
   old = path.read_text(encoding='utf-8')
   new = render(old, path.parent)
   if args.check:
-    for reading in sorted(path.parent.glob('results/*/reading.md')):
+    for reading in sorted(path.parent.glob(f'results/*/{READING}')):
       missing = unsourced_numbers(reading.parent)
       if missing:
         print(f"{reading}: numbers found in none of the folder's generated files: {', '.join(missing)}",

@@ -88,12 +88,12 @@ def bootstrap(results: Path, baseline: Path, base: dict, runs: list[dict], log: 
   cache_file = results / 'bootstrap.json'
   cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
   out: dict[str, dict] = {}
+  def first(relative: str) -> Path:   # the experiment's own file, else the baseline folder's
+    return next((d / relative for d in (results, baseline) if (d / relative).is_file()), baseline / relative)
+
   for split in ('newstest2014', 'offline_test'):
-    refs = next((d / 'refs' / f'{split}.ref.txt.xz' for d in (results, baseline)
-                 if (d / 'refs' / f'{split}.ref.txt.xz').is_file()), baseline / 'refs' / f'{split}.ref.txt.xz')
-    base_hyps = next((d / 'hyps' / base['name'] / f'{split}.greedy.txt.xz' for d in (results, baseline)
-                      if (d / 'hyps' / base['name'] / f'{split}.greedy.txt.xz').is_file()),
-                     baseline / 'hyps' / base['name'] / f'{split}.greedy.txt.xz')
+    refs = first(f'refs/{split}.ref.txt.xz')
+    base_hyps = first(f"hyps/{base['name']}/{split}.greedy.txt.xz")
     if not refs.is_file() or not base_hyps.is_file():
       continue
     todo = []
@@ -139,7 +139,7 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
     vals = [_value(r, g, role, path) for g, role, path, _, _ in METRICS]
     delta = '–'
     if base is not None and r is not base and vals[2] is not None:
-      d = vals[2] - _value(base, 'newstest', 'test', ('bleu', 'greedy', 'intl', 'score'))
+      d = vals[2] - _value(base, *METRICS[2][:3])
       delta = f"{d:+.2f} (p {quality.fmt_p(p_values.get(r['name'], {}).get('newstest2014'))})"
     steps = r['train']['steps']
     table.append([str(v['kv_heads']), v['kind'], v['init'], f"{v['alpha']:g}", str(steps),
@@ -148,15 +148,15 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
     csv_rows.append([r['name'], v['kv_heads'], v['kind'], v['init'], v['alpha'], steps, r['params'], *vals,
                      p_values.get(r['name'], {}).get('newstest2014'),
                      p_values.get(r['name'], {}).get('offline_test'), latency.get(v['kv_heads'])])
-  refs = references(baseline, base)
-  for g, seeds in sorted(refs.items()):
-    stats = [quality.Stat.of([x for x in (_value(r, gr, role, path) for r in seeds) if x is not None])
-             for gr, role, path, _, _ in METRICS]
+  refs = {g: (seeds, [quality.Stat.of([x for x in (_value(r, gr, role, path) for r in seeds)
+                                        if x is not None]) for gr, role, path, _, _ in METRICS])
+          for g, seeds in references(baseline, base).items()}
+  for g, (seeds, stats) in sorted(refs.items()):
     delta = '–'
     if base is not None and stats[2].mean is not None:
-      d = stats[2].mean - _value(base, 'newstest', 'test', ('bleu', 'greedy', 'intl', 'score'))
+      d = stats[2].mean - _value(base, *METRICS[2][:3])
       delta = f'{d:+.2f}' + (f' (mean of {len(seeds)} seeds)' if len(seeds) > 1 else '')
-    table.append([str(g), f'from scratch, reproduction ({len(seeds)} seed{"s" * (len(seeds) > 1)})', '–',
+    table.append([str(g), f'from scratch, reproduction ({_seeds(len(seeds))})', '–',
                   '–', str(seeds[0]['train']['steps']), params_text(seeds[0]['params'])] +
                  [st.text(m[4]) for st, m in zip(stats, METRICS)] + [delta])
     csv_rows.append([seeds[0]['row'], g, 'from scratch (reproduction)', '', '', seeds[0]['train']['steps'],
@@ -187,11 +187,17 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
   return [results / 'uptrain.md'] + written
 
 
+def _seeds(n: int) -> str:
+  return f'{n} seed' + ('s' if n > 1 else '')
+
+
 def _plot_alpha(path: Path, runs: list[dict], base: dict | None,
-                refs: dict[int, list[dict]] | None = None) -> Path | None:
+                refs: dict[int, tuple[list[dict], list[quality.Stat]]] | None = None) -> Path | None:
+  """refs: G -> (the reproduction's from-scratch runs, their Stat per METRICS entry)."""
   plt = pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(13.5, 4.2))
-  for ax, (group, role, metric, title, _) in zip(axes, (METRICS[0], METRICS[2])):
+  for ax, k in zip(axes, (0, 2)):
+    group, role, metric, title, _ = METRICS[k]
     for g in sorted({r['variant']['kv_heads'] for r in runs}):
       colour = variant_colour(f'g{g}')   # the same colour as the row with g kv heads everywhere
       for init in ('mean', 'first', 'random'):
@@ -205,11 +211,10 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None,
       if scratch:
         ax.plot(*zip(*scratch), INIT_STYLE['scratch'], color=colour, mfc='none', ms=8,
                 label=f'G={g} from scratch, N(1+α) steps')
-    for g, seeds in sorted((refs or {}).items()):
-      ref = quality.Stat.of([x for x in (_value(r, group, role, metric) for r in seeds) if x is not None])
-      if ref.mean is not None:
-        ax.axhline(ref.mean, color=variant_colour(f'g{g}'), lw=1, ls=':',
-                   label=f'G={g} from scratch, N steps (reproduction, {len(seeds)} seed{"s" * (len(seeds) > 1)})')
+    for g, (seeds, stats) in sorted((refs or {}).items()):
+      if stats[k].mean is not None:
+        ax.axhline(stats[k].mean, color=variant_colour(f'g{g}'), lw=1, ls=':',
+                   label=f'G={g} from scratch, N steps (reproduction, {_seeds(len(seeds))})')
     if base is not None and _value(base, group, role, metric) is not None:
       ax.axhline(_value(base, group, role, metric), color='black', lw=1, ls='--', label='multi-head source')
     ax.set_xlabel('uptraining fraction α')

@@ -11,6 +11,7 @@ from pathlib import Path
 from mqa_repro import paths
 from mqa_repro.data import sources
 
+
 def default_dir() -> Path:
   return paths.local_cache_dir('offline_corpus')
 
