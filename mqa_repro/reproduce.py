@@ -500,7 +500,8 @@ def reproduce(options: Options, log: Log = print) -> int:
   history = _History(results if is_main and not args.prepare_data else None, preset.name,
                      _provenance(options, env_id))
 
-  for task in tasks.TASKS:
+  # In the order the runs were asked for, one task at a time (its data is prepared once).
+  for task in dict.fromkeys(r.task for r in runs):
     todo = [(i, r) for i, r in enumerate(runs, 1) if r.task == task]
     if not todo:
       continue

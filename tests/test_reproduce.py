@@ -84,14 +84,18 @@ PROVENANCE_KEYS = {'preset', 'command', 'date_utc', 'git_commit', 'git_dirty', '
 
 
 @pytest.mark.slow
-def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
+def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch, capsys):
   """Real training, decoding and scoring of one WMT and one LM row on small real files (no corpus build)."""
   monkeypatch.setenv('MQA_REPRO_DATA', str(shared_data))
-  argv = ['--preset', 'smoke', '--rows', 'wmt_mqa_local,lm_mqa', '--steps', '2', '--eval-sentences', '4',
+  argv = ['--preset', 'smoke', '--rows', 'lm_mqa,wmt_mqa_local', '--steps', '2', '--eval-sentences', '4',
           '--data', 'text', '--results', str(tmp_path / 'results'), '--workdirs', str(tmp_path / 'work'),
           '--skip-bench', '--config.train.progress=false']
   start = time.time()
   assert reproduce_cli.main(argv) == 0
+  said = capsys.readouterr()
+  said = said.out + said.err
+  # the order asked for, not the tables' order
+  assert 0 <= said.index('lm_mqa_tiny] train') < said.index('wmt_mqa_local_tiny] train')
   results = tmp_path / 'results'
   env = json.loads((results / 'environment.json').read_text())   # once per results folder
   assert env['dependencies']['jax'] == env['dependencies']['jax'] != 'not installed'
