@@ -8,7 +8,9 @@
 #   3. The decode-attention microbenchmark (XLA against the kernel's tunings, K/V past L2).
 #   4. The sweeps (length, batch, kv heads).
 # All parts fill OUT/bench.json (bench --resume keeps the parts a command does not measure); copy it
-# to results/h200/bench.json, where `mqa-repro tables` and the README read it.
+# to results/h200/bench.json, where `mqa-repro tables` and the README read it. OUT starts empty on
+# every call: to go on from an earlier call, bring its bench.json with the working tree and name it
+# in FROM (e.g. FROM=results/h200/bench.json); its finished parts are kept, not measured again.
 # usage: scripts/h200_bench.sh OUT [PARTS]   PARTS: any of table2,lm,kernels,sweeps (default: all)
 # Wheels (.gpu/whl: ml_collections) travel with `carry`; SIZE=tiny runs the same steps on a CPU.
 set -u
@@ -20,6 +22,7 @@ if [ -d .gpu/whl ]; then
 fi
 export JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 end=$(( $(date +%s) + ${LIMIT:-570} ))
+if [ -n "${FROM:-}" ]; then cp "$FROM" $out/bench.json || exit 1; fi
 left() { echo $(( end - $(date +%s) )); }
 bench() {  # NAME ARGS...: one part, cut at the call's end
   local name=$1; shift
