@@ -51,9 +51,8 @@ def _overrides(c):
   return [f'--config.{g}.{k}={c[g][k]}' for g, ks in keys.items() for k in ks]
 
 
-# The rows and the step count of test_tensorboard_hparams_eval_curve_bleu_and_samples: the
-# learning-rate schedule's constants (num_train_steps among them) are compiled into the train step,
-# so with the same ones the second test's step comes from the session's compilation cache.
+# The rows of test_tensorboard_hparams_eval_curve_bleu_and_samples: the same model shapes, so the
+# second test's train step comes from the session's compilation cache.
 @pytest.mark.parametrize('task,row', [('translate', 'mqa'), ('lm', 'gqa2')])
 def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
   c = tiny(task, row, shared_data, num_train_steps=4, eval_every=4)
@@ -193,8 +192,6 @@ def test_corrupt_latest_checkpoint_falls_back(lm_run, tmp_path):
       f.write_bytes(b'\0' * 7)                 # a disk fault: every file of the latest step garbled
   messages = []
   c = c.copy_and_resolve_references()
-  # 3 as test_checkpoint's resumes: the schedule's constants (num_train_steps among them) are
-  # compiled into the train step, so the same ones reuse its compiled step from the session's cache
   c.train.num_train_steps = 3
   out = train.train_and_evaluate(c, workdir, log=messages.append)
   assert any('step 2' in m and 'falling back' in m for m in messages), messages
@@ -311,6 +308,28 @@ def test_both_offered_dropout_rngs_train(impl, tmp_path):
   with tr.context():
     _, out = tr.train_step(tr.init_state(), batch)
   assert np.isfinite(float(out['loss']))
+
+
+def test_the_schedule_reaches_the_train_step_at_run_time(tmp_path):
+  """The rate follows its formula, and the train step takes the schedule's numbers as an argument:
+  configs that differ only in rate or step counts lower to one program (one compile serves them)."""
+  t = cfg.row_config('lm', 'mqa', 'tiny').train
+  t.update(learning_rate=0.02, warmup_steps=10, num_train_steps=60, decay_steps=20)
+  rate = train.learning_rate_schedule(t)
+  for step, want in ((0, 0.02), (10, 0.02), (40, 0.02 / 2), (50, 0.02 / 5 ** 0.5 * 0.5), (60, 0.0)):
+    assert float(rate(step)) == pytest.approx(want, rel=1e-6), step
+  t.decay_steps = 0
+  assert float(train.learning_rate_schedule(t)(1000)) == pytest.approx(0.02 / 10, rel=1e-6)
+
+  def lowered(**changes):
+    c = cfg.row_config('lm', 'mqa', 'tiny')
+    c.model.update(d_model=32, qk_dim=8, v_dim=8, d_ff=64, decoder_layers=1, vocab_size=128,
+                   max_length=16)
+    c.data.update(batch_size=2, max_length=16)
+    c.train.update(changes)
+    return train.Trainer(c, tmp_path, log=lambda s: None).lower_train_step().as_text()
+  assert lowered() == lowered(learning_rate=0.5, num_train_steps=7, warmup_steps=3, decay_steps=2)
+  assert lowered() != lowered(label_smoothing=0.2)     # (the comparison can tell programs apart)
 
 
 def _events(directory):
