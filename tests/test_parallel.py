@@ -26,14 +26,15 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_two_devices(tmp_path):
-  """The three processes run at once. The one-process run keeps the config's bfloat16 (its speed
-  is timed apart from the float32 loss check); the two processes run a float32 config, whose loss
-  check is also its speed measurement (one entry, data_float32, holds both).
+  """The three processes run at once, all on a float32 config, whose loss check is also its speed
+  measurement (one entry, data_float32, holds both; a bfloat16 config's separate speed runs are
+  test_a_bfloat16_config_is_timed_apart_from_its_float32_loss_check's).
 
-  The one-process run has twice the work of each of the two (four train steps compiled, not one),
-  so the two yield the CPU to it (nice 10): on 2 cores the test's wall time falls from about 52 s
-  to 42 s. Only their speed numbers, checked here to be > 0, depend on the scheduling."""
-  one = subprocess.Popen([sys.executable, *ARGS, '--out', str(tmp_path / 'one.json')], cwd=REPO,
+  The one-process run has twice the work of each of the two (its 1-device baseline besides the
+  2-device run), so the two yield the CPU to it (nice 10). Only their speed numbers, checked here
+  to be > 0, depend on the scheduling."""
+  one = subprocess.Popen([sys.executable, *ARGS, '--config.model.dtype=float32',
+                          '--out', str(tmp_path / 'one.json')], cwd=REPO,
                          env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2'),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   port = _free_port()
@@ -57,8 +58,38 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
   assert a['processes'] == 1 and b['processes'] == 2 and a['devices'] == b['devices'] == 2
   np.testing.assert_allclose(b['losses'], a['losses'], rtol=1e-6)
   assert a['losses_match'] and multi['decode']['identical_hypotheses']
-  assert single['checks']['data_bfloat16']['scaling_efficiency'] > 0
+  assert a['scaling_efficiency'] > 0 and a['single_device_tokens_per_s'] > 0
   assert b['tokens_per_s'] > 0 and b['scaling_efficiency'] is None   # no 1-device baseline there
+
+
+def test_a_bfloat16_config_is_timed_apart_from_its_float32_loss_check(monkeypatch):
+  """run_checks' bookkeeping, with the training and decoding replaced by records of the calls:
+  losses are checked in float32 for every config; a bfloat16 config's throughput comes from runs
+  in bfloat16 (its own 1-device baseline too), a float32 config's from the loss check itself."""
+  from mqa_repro.training import parallel_check as pc
+  calls = []
+
+  def run_layout(config, layout, batches, devices=None, timed_steps=10):
+    calls.append((layout, config.model.dtype, len(batches)))
+    speed = {'float32': 100.0, 'bfloat16': 300.0}[config.model.dtype] * (2 if layout == 'data' else 1)
+    return {'layout': layout, 'devices': 2 if layout == 'data' else 1, 'processes': 1,
+            'losses': [2.0, 1.5, 1.25], 'tokens_per_s': speed, 'step_s': 1 / speed}
+  monkeypatch.setattr(pc, 'run_layout', run_layout)
+  monkeypatch.setattr(pc, 'decode_check', lambda *a: {'identical_hypotheses': True})
+  spec = str(REPO) + '/configs/wmt_mqa.py:tiny'
+  bf16 = pc.run_checks(spec, [], ['data'], steps=3)
+  assert calls == [('single', 'float32', 3), ('single', 'bfloat16', 2), ('data', 'float32', 3),
+                   ('data', 'bfloat16', 2)]
+  assert set(bf16['checks']) == {'data_float32', 'data_bfloat16'}
+  assert bf16['checks']['data_float32']['losses_match']
+  speed = bf16['checks']['data_bfloat16']
+  assert speed['tokens_per_s'] == 600.0 and speed['single_device_tokens_per_s'] == 300.0
+  assert speed['scaling_efficiency'] == pytest.approx(600.0 / (300.0 * 2))
+  calls.clear()
+  f32 = pc.run_checks(spec, ['--config.model.dtype=float32'], ['data'], steps=3)
+  assert calls == [('single', 'float32', 3), ('data', 'float32', 3)]
+  [entry] = f32['checks'].values()
+  assert entry['losses_match'] and entry['scaling_efficiency'] == pytest.approx(200.0 / (100.0 * 2))
 
 
 def test_compare_a_multiprocess_run_with_the_one_process_baselines():

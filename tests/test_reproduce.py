@@ -87,9 +87,10 @@ PROVENANCE_KEYS = {'preset', 'command', 'date_utc', 'git_commit', 'git_dirty', '
 def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch):
   """Real training, decoding and scoring of one WMT and one LM row on small real files (no corpus build)."""
   monkeypatch.setenv('MQA_REPRO_DATA', str(shared_data))
+  # batch 8 as conftest's lm_run: the LM row's model and train step are that run's, compiled already
   argv = ['--preset', 'smoke', '--rows', 'wmt_mqa_local,lm_mqa', '--steps', '2', '--eval-sentences', '4',
           '--data', 'text', '--results', str(tmp_path / 'results'), '--workdirs', str(tmp_path / 'work'),
-          '--skip-bench', '--config.train.progress=false']
+          '--skip-bench', '--config.train.progress=false', '--config.data.batch_size=8']
   start = time.time()
   assert reproduce_cli.main(argv) == 0
   results = tmp_path / 'results'
