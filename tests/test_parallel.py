@@ -139,13 +139,17 @@ print('RESULT' + json.dumps(out))
 '''
 
 
+def on_a_mesh(workdir, data):
+  return [sys.executable, '-c', ON_A_MESH], dict(cwd=REPO, env=dict(
+      os.environ, TESTS=os.path.join(REPO, 'tests'), WORK=str(workdir)))
+
+
 @pytest.mark.slow
-def test_scoring_and_decoding_on_a_mesh_equal_one_device(tmp_path):
+@pytest.mark.background(job=on_a_mesh)
+def test_scoring_and_decoding_on_a_mesh_equal_one_device(background):
   """What reproduce does after training on a mesh: the parameters stay sharded over it, and the
   perplexity and the hypotheses (greedy and beam, translation and LM) equal a one-device run's."""
-  proc = subprocess.run([sys.executable, '-c', ON_A_MESH], cwd=REPO, capture_output=True, text=True,
-                        env=dict(os.environ, TESTS=os.path.join(REPO, 'tests'), WORK=str(tmp_path)),
-                        timeout=600)
+  _, proc = background.result(on_a_mesh)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split('RESULT')[-1].splitlines()[0])
   for task in ('translate', 'lm'):

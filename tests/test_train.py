@@ -47,7 +47,8 @@ def _overrides(c):
   keys = {'data': ['source', 'train_files', 'dev_files', 'vocab_size', 'batch_size',
                    'max_train_examples', 'max_eval_examples'],
           'train': ['num_train_steps', 'log_every', 'eval_every', 'checkpoint_every', 'progress',
-                    'tensorboard', 'async_checkpoint', 'keep_checkpoints']}
+                    'tensorboard', 'async_checkpoint', 'keep_checkpoints', 'learning_rate',
+                    'warmup_steps', 'decay_steps']}
   return [f'--config.{g}.{k}={c[g][k]}' for g, ks in keys.items() for k in ks]
 
 
@@ -75,15 +76,21 @@ def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
     assert len(out.read_text().splitlines()) == len(refs) == c.data.max_eval_examples
 
 
-@pytest.mark.slow
-def test_loss_falls_on_real_text(shared_data, tmp_path):
-  c = tiny('translate', 'mqa', shared_data, num_train_steps=60, log_every=10)
+def sixty_steps(workdir, data):
+  c = tiny('translate', 'mqa', data, num_train_steps=60, log_every=10)
   c.data.max_train_examples = 3000
   c.train.learning_rate = 0.02
   c.train.warmup_steps = 10      # 60 steps: about 7.5 -> 5.0 nats (150 steps reached 4.7)
   c.train.decay_steps = 20
-  train.train_and_evaluate(c, tmp_path, log=lambda s: None)
-  losses = [json.loads(l)['train_nll'] for l in open(tmp_path / 'metrics.jsonl')]
+  return _train_cmd(c, workdir), {}
+
+
+@pytest.mark.slow
+@pytest.mark.background(job=sixty_steps)
+def test_loss_falls_on_real_text(shared_data, background):
+  workdir, proc = background.result(sixty_steps)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  losses = [json.loads(l)['train_nll'] for l in open(workdir / 'metrics.jsonl')]
   first, last = losses[0], np.mean(losses[-3:])
   assert first > 5.0 and last < first - 1.0, (first, losses)
 
@@ -120,12 +127,16 @@ print('RESULT' + json.dumps(out))
 '''
 
 
+def sharded(workdir, data):
+  env = dict(os.environ, TESTS=str(Path(__file__).parent), DATA=str(data), WORK=str(workdir))
+  return [sys.executable, '-c', SHARDED], dict(env=env)
+
+
 @pytest.mark.slow
-def test_one_device_and_eight_fake_devices_agree(shared_data, tmp_path):
+@pytest.mark.background(job=sharded)
+def test_one_device_and_eight_fake_devices_agree(shared_data, background):
   """data=2, fsdp=2, model=2 on 8 fake CPU devices vs 1 device: same losses to 1e-5 (float32)."""
-  env = dict(os.environ, TESTS=str(Path(__file__).parent), DATA=str(shared_data), WORK=str(tmp_path))
-  proc = subprocess.run([sys.executable, '-c', SHARDED], env=env, capture_output=True, text=True,
-                        timeout=600)
+  _, proc = background.result(sharded)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split('RESULT')[-1])
   for row in ('mha', 'mqa'):
@@ -248,11 +259,7 @@ def test_divergence_never_leaves_a_non_finite_checkpoint_and_a_lower_rate_recove
   assert json.loads(out.splitlines()[-1])['step'] == 4 and _finite(workdir, 4)
 
 
-@pytest.mark.slow
-def test_paper_configs_compile_ahead_of_time_on_eight_devices():
-  """The paper's train steps lower for data=8 on fake CPU devices, and the translation one compiles
-  (nothing runs)."""
-  script = r'''
+PAPER_COMPILE = r'''
 import os
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
 import jax
@@ -266,10 +273,20 @@ for task, row in (('translate', 'mqa'), ('lm', 'mha')):
     lowered.compile()                    # layers, fewer of them)
   print(task, row, dict(tr.mesh.shape), 'ok')
 '''
+
+
+def paper_compile(workdir, data):
   # compiled once in the session: no use writing the paper-size executables to the shared cache
   env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
-  proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=900,
-                        env=env)
+  return [sys.executable, '-c', PAPER_COMPILE], dict(env=env, timeout=900)
+
+
+@pytest.mark.slow
+@pytest.mark.background(job=paper_compile)
+def test_paper_configs_compile_ahead_of_time_on_eight_devices(background):
+  """The paper's train steps lower for data=8 on fake CPU devices, and the translation one compiles
+  (nothing runs)."""
+  _, proc = background.result(paper_compile)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.count('ok') == 2 and "'data': 8" in proc.stdout
 
