@@ -14,6 +14,9 @@ from pathlib import Path
 import jax
 import pytest
 
+# Exact float32 matmuls, here and in the subprocesses tests start (they inherit the variable): the
+# precision is part of every compiled program, so with the same one both build the same programs.
+os.environ['JAX_DEFAULT_MATMUL_PRECISION'] = 'highest'
 jax.config.update('jax_default_matmul_precision', 'highest')
 
 # One persistent compilation cache for the session, shared with the subprocesses tests start (they

@@ -24,19 +24,18 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_match_one_process_with_two_devices(tmp_path):
-  """The three processes run at once, all on a float32 config, whose loss check is also its speed
-  measurement (one entry, data_float32, holds both; a bfloat16 config's separate speed runs are
-  test_a_bfloat16_config_is_timed_apart_from_its_float32_loss_check's).
+def one_process(workdir, data):
+  """The one-process run on two devices the two processes are compared with."""
+  return [sys.executable, *ARGS, '--config.model.dtype=float32', '--out', str(workdir / 'one.json')], \
+      dict(cwd=REPO, env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2'))
 
-  The one-process run has twice the work of each of the two (its 1-device baseline besides the
-  2-device run), so the two yield the CPU to it (nice 10). Only their speed numbers, checked here
-  to be > 0, depend on the scheduling."""
-  one = subprocess.Popen([sys.executable, *ARGS, '--config.model.dtype=float32',
-                          '--out', str(tmp_path / 'one.json')], cwd=REPO,
-                         env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2'),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+@pytest.mark.slow
+@pytest.mark.background(job=one_process)
+def test_two_processes_match_one_process_with_two_devices(background, tmp_path):
+  """All runs are float32, whose loss check is also their speed measurement (one entry,
+  data_float32, holds both; a bfloat16 config's separate speed runs are
+  test_a_bfloat16_config_is_timed_apart_from_its_float32_loss_check's)."""
   port = _free_port()
   procs = [subprocess.Popen([sys.executable, *ARGS, '--config.model.dtype=float32',
                              '--out', str(tmp_path / f'p{i}.json')], cwd=REPO,
@@ -45,13 +44,12 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
                                      MQA_REPRO_NUM_PROCESSES='2', MQA_REPRO_PROCESS_ID=str(i)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(2)]
-  # reniced from here: a preexec_fn would run Python between fork and exec beside JAX's threads
   for p in procs:
-    os.setpriority(os.PRIO_PROCESS, p.pid, 10)
-  for p in [one, *procs]:
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-2000:]
-  single = json.loads((tmp_path / 'one.json').read_text())
+  one, proc = background.result(one_process)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  single = json.loads((one / 'one.json').read_text())
   multi = json.loads((tmp_path / 'p0.json').read_text())      # process 0 writes the result
   assert not (tmp_path / 'p1.json').exists()
   a, b = single['checks']['data_float32'], multi['checks']['data_float32']

@@ -158,13 +158,20 @@ def _train_cmd(c, workdir):
   return [sys.executable, '-m', 'mqa_repro.cli', *_train_args(c, workdir)]
 
 
+def _forty_steps(data):
+  return tiny('translate', 'mqa', data, num_train_steps=40, checkpoint_every=8, keep_checkpoints=10)
+
+
+def forty_steps(workdir, data):
+  """The uninterrupted run, to compare the killed and resumed one with."""
+  return _train_cmd(_forty_steps(data), workdir), {}
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical(shared_data, tmp_path):
-  c = tiny('translate', 'mqa', shared_data, num_train_steps=40, checkpoint_every=8, keep_checkpoints=10)
-  whole, broken = tmp_path / 'whole', tmp_path / 'broken'
-  # the uninterrupted run goes on beside the one to kill (2 cores; the results do not depend on it)
-  uninterrupted = subprocess.Popen(_train_cmd(c, whole), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+@pytest.mark.background(job=forty_steps)
+def test_sigkill_then_resume_is_bit_identical(shared_data, background, tmp_path):
+  c = _forty_steps(shared_data)
+  broken = tmp_path / 'broken'
   proc = subprocess.Popen(_train_cmd(c, broken), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   metrics = broken / 'metrics.jsonl'
   deadline = time.time() + 300
@@ -177,8 +184,8 @@ def test_sigkill_then_resume_is_bit_identical(shared_data, tmp_path):
   killed_at = max(json.loads(l)['step'] for l in metrics.read_text().splitlines())
   assert 19 <= killed_at < 40, 'the run should die mid-way'
   subprocess.run(_train_cmd(c, broken), check=True, capture_output=True, timeout=600)
-  _, err = uninterrupted.communicate(timeout=600)
-  assert uninterrupted.returncode == 0, err[-2000:]
+  whole, uninterrupted = background.result(forty_steps)
+  assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
 
   def last_losses(path):
     return {r['step']: r['train_loss'] for r in map(json.loads, path.read_text().splitlines())}
@@ -210,16 +217,22 @@ def test_corrupt_latest_checkpoint_falls_back(lm_run, tmp_path):
   assert out['step'] == 3
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, tmp_path, capsys):
-  c = tiny('translate', 'mha', shared_data, num_train_steps=10, checkpoint_every=2,
-           inject_nan_at_step=4)
+def _nan_at_step_5(data):
+  return tiny('translate', 'mha', data, num_train_steps=10, checkpoint_every=2, inject_nan_at_step=4)
+
+
+def nan_on_the_command_line(workdir, data):
+  return _train_cmd(_nan_at_step_5(data), workdir) + ['--config.train.inject_nan_at_step=4'], {}
+
+
+@pytest.mark.background(job=nan_on_the_command_line)
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, background, tmp_path):
   with pytest.raises(train.NonFiniteLoss, match='step 5.*last good checkpoint \\(step 4\\)'):
-    train.train_and_evaluate(c, tmp_path, log=lambda s: None)
+    train.train_and_evaluate(_nan_at_step_5(shared_data), tmp_path, log=lambda s: None)
   assert ckpt.Checkpointer(tmp_path).steps() == [2, 4]
-  # the command line's exit code and message, in this process (its own process only adds startup);
-  # the same fault step as above: it is compiled into the train step, which is then reused
-  rc = cli.main(_train_args(c, tmp_path / 'cli') + ['--config.train.inject_nan_at_step=4'])
-  assert rc == 3 and 'loss is nan' in capsys.readouterr().err
+  # the command line's exit code and message
+  _, proc = background.result(nan_on_the_command_line)
+  assert proc.returncode == 3 and 'loss is nan' in proc.stderr, proc.stderr[-3000:]
 
 
 def _finite(workdir, step):
