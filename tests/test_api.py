@@ -18,20 +18,24 @@ from mqa_repro import cli, costs
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope='module')
-def tour(shared_data, tmp_path_factory):
+def api_tour(workdir, data):
   """examples/api_tour.py, run as a user runs it (this checkout's package first on the path, not an
-  installed copy); its run directory serves the tests below."""
-  workdir = tmp_path_factory.mktemp('tour')
-  env = dict(os.environ, MQA_REPRO_DATA=str(shared_data),
+  installed copy)."""
+  env = dict(os.environ, MQA_REPRO_DATA=str(data),
              PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]))
-  proc = subprocess.run([sys.executable, str(REPO / 'examples' / 'api_tour.py'), str(workdir)],
-                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  return [sys.executable, str(REPO / 'examples' / 'api_tour.py'), str(workdir)], dict(cwd=REPO, env=env)
+
+
+@pytest.fixture(scope='session')
+def tour(shared_data, background):
+  """The tour's run directory, which serves the tests below, and its output."""
+  workdir, proc = background.result(api_tour)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir, proc.stdout
 
 
 @pytest.mark.slow
+@pytest.mark.background(job=api_tour)
 def test_the_api_tour_runs(tour):
   workdir, out = tour
   assert 'wmt_mqa_tiny: multi-query' in out, out
@@ -70,6 +74,7 @@ def test_build_model_names_rows_as_the_command_line_does():
 
 
 @pytest.mark.slow
+@pytest.mark.background(job=api_tour)
 def test_a_loaded_run_translates_scores_and_decodes_as_the_cli(tour, tmp_path, capsys, caplog):
   workdir, _ = tour
   run = mqa_repro.load_run(workdir)

@@ -3,6 +3,8 @@ the tables generator reads."""
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from mqa_repro.report import speed
 from mqa_repro.report.format import fmt_sig
 
 HW = {'copy_GBps': 1000.0, 'matmul_TFLOPs': 100.0}
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_kv_bytes_scale_with_kv_heads_and_only_live_slots_count():
@@ -47,19 +50,25 @@ def test_paper_memory_arithmetic_ratios():
   assert r['multi_query'] == pytest.approx(1 / 1024 + 128 / (1024 * 8) + 1 / 1024)
 
 
-@pytest.mark.slow
-def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
-  out = tmp_path / 'bench.json'
+def bench_tiny(workdir, data):
   # one point per sweep: each new model shape costs an initialisation and a compile
-  assert cli.main(['bench', '--size', 'tiny', '--variants', 'mqa', '--lengths', '8',
-                   '--batches', '2', '--kv-heads', '2', '--out', str(out)]) == 0
-  result = json.loads(out.read_text())
+  return [sys.executable, '-m', 'mqa_repro.cli', 'bench', '--size', 'tiny', '--variants', 'mqa',
+          '--lengths', '8', '--batches', '2', '--kv-heads', '2', '--out',
+          str(workdir / 'bench.json')], dict(cwd=REPO)
+
+
+@pytest.mark.slow
+@pytest.mark.background(job=bench_tiny)
+def test_bench_cli_tiny_writes_valid_json_for_the_tables(background, tmp_path):
+  workdir, proc = background.result(bench_tiny)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads((workdir / 'bench.json').read_text())
   prov = result['provenance']
   for key in ('device_kind', 'versions', 'git_commit', 'git_dirty', 'date_utc', 'command'):
     assert key in prov
   assert {'jax', 'flax'} <= set(prov['versions'])
   assert '--size tiny' in prov['command']
-  env = json.loads((tmp_path / 'environment.json').read_text())   # once beside the results
+  env = json.loads((workdir / 'environment.json').read_text())    # once beside the results
   assert prov['environment'] == env['id'] and 'jaxlib' in env['dependencies']
   assert result['hardware']['copy_GBps'] > 0 and result['hardware']['matmul_TFLOPs'] > 0
   assert set(result['hardware']['ceiling_basis']) == {'bandwidth', 'matmul'}  # no datasheet: measured
@@ -87,9 +96,16 @@ def test_bench_cli_tiny_writes_valid_json_for_the_tables(tmp_path):
   assert csv.is_file()
 
 
-def test_bench_kernels_tiny_times_xla_and_the_kernel(tmp_path):
-  out = tmp_path / 'kernels.json'
-  assert cli.main(['bench', '--size', 'tiny', '--kernels', '--out', str(out)]) == 0
+def bench_kernels_tiny(workdir, data):
+  return [sys.executable, '-m', 'mqa_repro.cli', 'bench', '--size', 'tiny', '--kernels', '--out',
+          str(workdir / 'kernels.json')], dict(cwd=REPO)
+
+
+@pytest.mark.background(job=bench_kernels_tiny)
+def test_bench_kernels_tiny_times_xla_and_the_kernel(background):
+  workdir, proc = background.result(bench_kernels_tiny)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = workdir / 'kernels.json'
   rows = json.loads(out.read_text())['kernels']
   assert {r['impl'] for r in rows} == {'xla', 'pallas'}
   assert {r['case'] for r in rows} == {c[0] for c in bench.KERNEL_CASES['tiny']}
@@ -127,10 +143,17 @@ def test_trace_summary_groups_kernels_by_what_they_do():
   assert 'device_busy_fraction' not in host  # host events are not device time
 
 
-def test_bench_train_profile_tiny(tmp_path):
-  out = tmp_path / 'bench.json'
-  assert cli.main(['bench', '--size', 'tiny', '--variants', 'mqa', '--parts', 'train', '--no-sweeps',
-                   '--profile', str(tmp_path / 'trace'), '--out', str(out)]) == 0
+def bench_train_profile_tiny(workdir, data):
+  return [sys.executable, '-m', 'mqa_repro.cli', 'bench', '--size', 'tiny', '--variants', 'mqa',
+          '--parts', 'train', '--no-sweeps', '--profile', str(workdir / 'trace'), '--out',
+          str(workdir / 'bench.json')], dict(cwd=REPO)
+
+
+@pytest.mark.background(job=bench_train_profile_tiny)
+def test_bench_train_profile_tiny(background):
+  workdir, proc = background.result(bench_train_profile_tiny)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = workdir / 'bench.json'
   [row] = json.loads(out.read_text())['table2']
   assert row['train_profile']['kernels'] and row['train_profile']['device_us_per_step'] > 0
   assert 'profiles' not in json.loads(out.read_text())  # no greedy part, no greedy profile

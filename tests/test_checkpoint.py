@@ -11,7 +11,7 @@ import pytest
 from mqa_repro import cli
 from mqa_repro.training import checkpoint as ckpt
 from mqa_repro.training import trainer as train
-from test_train import _train_cmd
+from test_train import _train_cmd, tiny
 
 EIGHT = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8')
 PROMPTS = 'The government said on Monday\nIt is not clear whether\n'
@@ -100,14 +100,20 @@ def test_a_damaged_step_makes_decode_and_train_fall_back_naming_the_file(damage,
   assert ckpt.verify_integrity(workdir / 'checkpoints' / '2')  # rewritten by the resumed run
 
 
+def eight_device_run(workdir, data):
+  """conftest's tiny LM run (2 steps, checkpoints at 1 and 2) over data=2 x fsdp=2 x model=2 fake
+  devices."""
+  c = tiny('lm', 'mqa', data, num_train_steps=2, checkpoint_every=1, async_checkpoint=True)
+  return _train_cmd(c, workdir) + ['--config.mesh.fsdp=2', '--config.mesh.model=2'], dict(env=EIGHT)
+
+
 @pytest.mark.slow
-def test_a_checkpoint_written_on_eight_devices_decodes_and_evaluates_on_one(run, tmp_path, capsys):
+@pytest.mark.background(job=eight_device_run)
+def test_a_checkpoint_written_on_eight_devices_decodes_and_evaluates_on_one(shared_data, background,
+                                                                            tmp_path, capsys):
   """Trained over data=2 x fsdp=2 x model=2 fake devices: its arrays' saved shardings name eight
   devices, which this process does not have."""
-  c, _ = run
-  workdir = tmp_path / 'eight'
-  proc = subprocess.run(_train_cmd(c, workdir) + ['--config.mesh.fsdp=2', '--config.mesh.model=2'],
-                        env=EIGHT, capture_output=True, text=True, timeout=600)
+  workdir, proc = background.result(eight_device_run)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert json.loads((workdir / 'model_info.json').read_text())['mesh'] == {'data': 2, 'fsdp': 2,
                                                                           'model': 2}

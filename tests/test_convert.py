@@ -85,21 +85,32 @@ def test_a_g_that_does_not_divide_the_kv_heads_is_refused(g):
     convert.converted_config(c, g, 'x', 0.05)
 
 
-@pytest.mark.slow
-def test_converted_run_uptrains_and_decodes_through_the_clis(shared_data, tmp_path, capsys):
+def _source(data):
   from test_train import tiny
+  return tiny('translate', 'mha', data, num_train_steps=20, checkpoint_every=20)
+
+
+def multi_head_source(workdir, data):
+  from test_train import _train_cmd
+  return _train_cmd(_source(data), workdir), {}
+
+
+@pytest.mark.slow
+@pytest.mark.background(job=multi_head_source)
+def test_converted_run_uptrains_and_decodes_through_the_clis(shared_data, background, tmp_path,
+                                                              capsys):
   from mqa_repro import cli
-  from mqa_repro.training import trainer as train
-  c = tiny('translate', 'mha', shared_data, num_train_steps=20, checkpoint_every=20)
-  train.train_and_evaluate(c, tmp_path / 'mha', log=lambda s: None)
-  assert cli.main(['convert', '--from', str(tmp_path / 'mha'), '--to', str(tmp_path / 'mqa'),
+  c = _source(shared_data)
+  source, proc = background.result(multi_head_source)     # `mqa-repro train`, 20 steps
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert cli.main(['convert', '--from', str(source), '--to', str(tmp_path / 'mqa'),
                    '--kv-heads', '1', '--uptrain-fraction', '0.2']) == 0
   out = capsys.readouterr().out
   record = json.loads((tmp_path / 'mqa' / 'converted_from.json').read_text())
   assert record['kv_heads'] == 1 and record['uptrain_steps'] == 4 and record['params_lost'] > 0
   assert f"{record['params_lost']:,} fewer" in out
   from mqa_repro.training import checkpoint
-  _, source_params, _ = checkpoint.load_for_inference(tmp_path / 'mha', log=lambda s: None)
+  _, source_params, _ = checkpoint.load_for_inference(source, log=lambda s: None)
   assert record['source_fingerprint'] == convert.params_fingerprint(source_params)
   saved = json.loads((tmp_path / 'mqa' / 'config.json').read_text())
   assert saved['model']['num_kv_heads'] == 1 and saved['model']['d_ff'] == c.model.d_ff
@@ -112,6 +123,6 @@ def test_converted_run_uptrains_and_decodes_through_the_clis(shared_data, tmp_pa
                    str(tmp_path / 'hyp.de'), '--beam', '2']) == 0
   assert len((tmp_path / 'hyp.de').read_text().splitlines()) == 2
   # converting into an existing run is refused, naming it
-  assert cli.main(['convert', '--from', str(tmp_path / 'mha'), '--to', str(tmp_path / 'mqa'),
+  assert cli.main(['convert', '--from', str(source), '--to', str(tmp_path / 'mqa'),
                    '--kv-heads', '2']) == 2
   assert 'already holds a run' in capsys.readouterr().err

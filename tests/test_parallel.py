@@ -24,18 +24,18 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_match_one_process_with_two_devices(tmp_path):
-  """The three processes run at once. The one-process run keeps the config's bfloat16 (its speed
-  is timed apart from the float32 loss check); the two processes run a float32 config, whose loss
-  check is also its speed measurement (one entry, data_float32, holds both).
+def one_process(workdir, data):
+  """The one-process run on two devices the two processes are compared with."""
+  return [sys.executable, *ARGS, '--config.model.dtype=float32', '--out', str(workdir / 'one.json')], \
+      dict(cwd=REPO, env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2'))
 
-  The one-process run has twice the work of each of the two (four train steps compiled, not one),
-  so the two yield the CPU to it (nice 10): on 2 cores the test's wall time falls from about 52 s
-  to 42 s. Only their speed numbers, checked here to be > 0, depend on the scheduling."""
-  one = subprocess.Popen([sys.executable, *ARGS, '--out', str(tmp_path / 'one.json')], cwd=REPO,
-                         env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2'),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+@pytest.mark.slow
+@pytest.mark.background(job=one_process)
+def test_two_processes_match_one_process_with_two_devices(background, tmp_path):
+  """All runs are float32, whose loss check is also their speed measurement (one entry,
+  data_float32, holds both; a bfloat16 config's separate speed runs are
+  test_a_bfloat16_config_is_timed_apart_from_its_float32_loss_check's)."""
   port = _free_port()
   procs = [subprocess.Popen([sys.executable, *ARGS, '--config.model.dtype=float32',
                              '--out', str(tmp_path / f'p{i}.json')], cwd=REPO,
@@ -44,21 +44,50 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
                                      MQA_REPRO_NUM_PROCESSES='2', MQA_REPRO_PROCESS_ID=str(i)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(2)]
-  # reniced from here: a preexec_fn would run Python between fork and exec beside JAX's threads
   for p in procs:
-    os.setpriority(os.PRIO_PROCESS, p.pid, 10)
-  for p in [one, *procs]:
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-2000:]
-  single = json.loads((tmp_path / 'one.json').read_text())
+  one, proc = background.result(one_process)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  single = json.loads((one / 'one.json').read_text())
   multi = json.loads((tmp_path / 'p0.json').read_text())      # process 0 writes the result
   assert not (tmp_path / 'p1.json').exists()
   a, b = single['checks']['data_float32'], multi['checks']['data_float32']
   assert a['processes'] == 1 and b['processes'] == 2 and a['devices'] == b['devices'] == 2
   np.testing.assert_allclose(b['losses'], a['losses'], rtol=1e-6)
   assert a['losses_match'] and multi['decode']['identical_hypotheses']
-  assert single['checks']['data_bfloat16']['scaling_efficiency'] > 0
+  assert a['scaling_efficiency'] > 0 and a['single_device_tokens_per_s'] > 0
   assert b['tokens_per_s'] > 0 and b['scaling_efficiency'] is None   # no 1-device baseline there
+
+
+def test_a_bfloat16_config_is_timed_apart_from_its_float32_loss_check(monkeypatch):
+  """run_checks' bookkeeping, with the training and decoding replaced by records of the calls:
+  losses are checked in float32 for every config; a bfloat16 config's throughput comes from runs
+  in bfloat16 (its own 1-device baseline too), a float32 config's from the loss check itself."""
+  from mqa_repro.training import parallel_check as pc
+  calls = []
+
+  def run_layout(config, layout, batches, devices=None, timed_steps=10):
+    calls.append((layout, config.model.dtype, len(batches)))
+    speed = {'float32': 100.0, 'bfloat16': 300.0}[config.model.dtype] * (2 if layout == 'data' else 1)
+    return {'layout': layout, 'devices': 2 if layout == 'data' else 1, 'processes': 1,
+            'losses': [2.0, 1.5, 1.25], 'tokens_per_s': speed, 'step_s': 1 / speed}
+  monkeypatch.setattr(pc, 'run_layout', run_layout)
+  monkeypatch.setattr(pc, 'decode_check', lambda *a: {'identical_hypotheses': True})
+  spec = str(REPO) + '/configs/wmt_mqa.py:tiny'
+  bf16 = pc.run_checks(spec, [], ['data'], steps=3)
+  assert calls == [('single', 'float32', 3), ('single', 'bfloat16', 2), ('data', 'float32', 3),
+                   ('data', 'bfloat16', 2)]
+  assert set(bf16['checks']) == {'data_float32', 'data_bfloat16'}
+  assert bf16['checks']['data_float32']['losses_match']
+  speed = bf16['checks']['data_bfloat16']
+  assert speed['tokens_per_s'] == 600.0 and speed['single_device_tokens_per_s'] == 300.0
+  assert speed['scaling_efficiency'] == pytest.approx(600.0 / (300.0 * 2))
+  calls.clear()
+  f32 = pc.run_checks(spec, ['--config.model.dtype=float32'], ['data'], steps=3)
+  assert calls == [('single', 'float32', 3), ('data', 'float32', 3)]
+  [entry] = f32['checks'].values()
+  assert entry['losses_match'] and entry['scaling_efficiency'] == pytest.approx(200.0 / (100.0 * 2))
 
 
 def test_compare_a_multiprocess_run_with_the_one_process_baselines():
@@ -108,13 +137,17 @@ print('RESULT' + json.dumps(out))
 '''
 
 
+def on_a_mesh(workdir, data):
+  return [sys.executable, '-c', ON_A_MESH], dict(cwd=REPO, env=dict(
+      os.environ, TESTS=os.path.join(REPO, 'tests'), WORK=str(workdir)))
+
+
 @pytest.mark.slow
-def test_scoring_and_decoding_on_a_mesh_equal_one_device(tmp_path):
+@pytest.mark.background(job=on_a_mesh)
+def test_scoring_and_decoding_on_a_mesh_equal_one_device(background):
   """What reproduce does after training on a mesh: the parameters stay sharded over it, and the
   perplexity and the hypotheses (greedy and beam, translation and LM) equal a one-device run's."""
-  proc = subprocess.run([sys.executable, '-c', ON_A_MESH], cwd=REPO, capture_output=True, text=True,
-                        env=dict(os.environ, TESTS=os.path.join(REPO, 'tests'), WORK=str(tmp_path)),
-                        timeout=600)
+  _, proc = background.result(on_a_mesh)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split('RESULT')[-1].splitlines()[0])
   for task in ('translate', 'lm'):

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+import sys
 import time
 
 import pytest
@@ -83,20 +85,31 @@ PROVENANCE_KEYS = {'preset', 'command', 'date_utc', 'git_commit', 'git_dirty', '
                    'device_count', 'process_count', 'versions'}
 
 
+def _two_rows_argv(root):
+  # batch 8 as conftest's lm_run: the LM row's model and train step are that run's
+  return ['--preset', 'smoke', '--rows', 'lm_mqa,wmt_mqa_local', '--steps', '2', '--eval-sentences',
+          '4', '--data', 'text', '--results', str(root / 'results'), '--workdirs', str(root / 'work'),
+          '--skip-bench', '--config.train.progress=false', '--config.data.batch_size=8']
+
+
+def two_rows(root, data):
+  return [sys.executable, '-m', 'mqa_repro.cli', 'reproduce', *_two_rows_argv(root)], dict(
+      env=dict(os.environ, MQA_REPRO_DATA=str(data)))
+
+
 @pytest.mark.slow
-def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch, capsys):
-  """Real training, decoding and scoring of one WMT and one LM row on small real files (no corpus build)."""
+@pytest.mark.background(job=two_rows)
+def test_reproduce_two_tiny_rows_end_to_end(shared_data, background, monkeypatch):
+  """Real training, decoding and scoring of one WMT and one LM row on small real files (no corpus
+  build), by `mqa-repro reproduce`; then reruns in this process."""
   monkeypatch.setenv('MQA_REPRO_DATA', str(shared_data))
-  argv = ['--preset', 'smoke', '--rows', 'lm_mqa,wmt_mqa_local', '--steps', '2', '--eval-sentences', '4',
-          '--data', 'text', '--results', str(tmp_path / 'results'), '--workdirs', str(tmp_path / 'work'),
-          '--skip-bench', '--config.train.progress=false']
-  start = time.time()
-  assert reproduce_cli.main(argv) == 0
-  said = capsys.readouterr()
-  said = said.out + said.err
-  # the order asked for, not the tables' order
+  root, proc = background.result(two_rows)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  # the order asked for (LM first), not the tables' order
+  said = proc.stdout + proc.stderr
   assert 0 <= said.index('lm_mqa_tiny] train') < said.index('wmt_mqa_local_tiny] train')
-  results = tmp_path / 'results'
+  argv = _two_rows_argv(root)
+  results = root / 'results'
   env = json.loads((results / 'environment.json').read_text())   # once per results folder
   assert env['dependencies']['jax'] == env['dependencies']['jax'] != 'not installed'
   assert {'jaxlib', 'flax', 'sacrebleu', 'ml-collections'} <= set(env['dependencies'])
@@ -151,10 +164,9 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch, 
   assert (results / 'quality_wmt.png').stat().st_size > 0
 
   # Resumable: a rerun skips rows whose JSON exists (and does not train or decode again).
-  first = time.time() - start
   start = time.time()
   assert reproduce_cli.main(argv) == 0
-  assert time.time() - start < max(first / 2, 10)
+  assert time.time() - start < max(proc.seconds / 2, 10)
   history = json.loads((results / 'run.json').read_text())['history']
   assert len(history) == 2 and all(s.startswith('skipped') for s in history[-1]['runs'].values())
 
@@ -169,7 +181,7 @@ def test_reproduce_two_tiny_rows_end_to_end(tmp_path, shared_data, monkeypatch, 
   # Results JSON without this checkout's run directory (a fresh clone of a repo with committed
   # results) is not taken as done: that row runs again (the other, with the same inputs, does not).
   import shutil
-  shutil.rmtree(tmp_path / 'work' / 'lm_mqa_tiny')
+  shutil.rmtree(root / 'work' / 'lm_mqa_tiny')
   assert reproduce.reproduce(reproduce_args(argv, eval_sentences=5), log=logs.append) == 0
   run = json.loads((results / 'run.json').read_text())['history'][-1]
   assert run['runs']['wmt_mqa_local_tiny'].startswith('skipped')

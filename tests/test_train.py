@@ -47,13 +47,13 @@ def _overrides(c):
   keys = {'data': ['source', 'train_files', 'dev_files', 'vocab_size', 'batch_size',
                    'max_train_examples', 'max_eval_examples'],
           'train': ['num_train_steps', 'log_every', 'eval_every', 'checkpoint_every', 'progress',
-                    'tensorboard', 'async_checkpoint', 'keep_checkpoints']}
+                    'tensorboard', 'async_checkpoint', 'keep_checkpoints', 'learning_rate',
+                    'warmup_steps', 'decay_steps']}
   return [f'--config.{g}.{k}={c[g][k]}' for g, ks in keys.items() for k in ks]
 
 
-# The rows and the step count of test_tensorboard_hparams_eval_curve_bleu_and_samples: the
-# learning-rate schedule's constants (num_train_steps among them) are compiled into the train step,
-# so with the same ones the second test's step comes from the session's compilation cache.
+# The rows of test_tensorboard_hparams_eval_curve_bleu_and_samples: the same model shapes, so the
+# second test's train step comes from the session's compilation cache.
 @pytest.mark.parametrize('task,row', [('translate', 'mqa'), ('lm', 'gqa2')])
 def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
   c = tiny(task, row, shared_data, num_train_steps=4, eval_every=4)
@@ -76,15 +76,21 @@ def test_one_real_step_end_to_end(task, row, shared_data, tmp_path):
     assert len(out.read_text().splitlines()) == len(refs) == c.data.max_eval_examples
 
 
-@pytest.mark.slow
-def test_loss_falls_on_real_text(shared_data, tmp_path):
-  c = tiny('translate', 'mqa', shared_data, num_train_steps=60, log_every=10)
+def sixty_steps(workdir, data):
+  c = tiny('translate', 'mqa', data, num_train_steps=60, log_every=10)
   c.data.max_train_examples = 3000
   c.train.learning_rate = 0.02
   c.train.warmup_steps = 10      # 60 steps: about 7.5 -> 5.0 nats (150 steps reached 4.7)
   c.train.decay_steps = 20
-  train.train_and_evaluate(c, tmp_path, log=lambda s: None)
-  losses = [json.loads(l)['train_nll'] for l in open(tmp_path / 'metrics.jsonl')]
+  return _train_cmd(c, workdir), {}
+
+
+@pytest.mark.slow
+@pytest.mark.background(job=sixty_steps)
+def test_loss_falls_on_real_text(shared_data, background):
+  workdir, proc = background.result(sixty_steps)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  losses = [json.loads(l)['train_nll'] for l in open(workdir / 'metrics.jsonl')]
   first, last = losses[0], np.mean(losses[-3:])
   assert first > 5.0 and last < first - 1.0, (first, losses)
 
@@ -121,12 +127,16 @@ print('RESULT' + json.dumps(out))
 '''
 
 
+def sharded(workdir, data):
+  env = dict(os.environ, TESTS=str(Path(__file__).parent), DATA=str(data), WORK=str(workdir))
+  return [sys.executable, '-c', SHARDED], dict(env=env)
+
+
 @pytest.mark.slow
-def test_one_device_and_eight_fake_devices_agree(shared_data, tmp_path):
+@pytest.mark.background(job=sharded)
+def test_one_device_and_eight_fake_devices_agree(shared_data, background):
   """data=2, fsdp=2, model=2 on 8 fake CPU devices vs 1 device: same losses to 1e-5 (float32)."""
-  env = dict(os.environ, TESTS=str(Path(__file__).parent), DATA=str(shared_data), WORK=str(tmp_path))
-  proc = subprocess.run([sys.executable, '-c', SHARDED], env=env, capture_output=True, text=True,
-                        timeout=600)
+  _, proc = background.result(sharded)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split('RESULT')[-1])
   for row in ('mha', 'mqa'):
@@ -148,13 +158,20 @@ def _train_cmd(c, workdir):
   return [sys.executable, '-m', 'mqa_repro.cli', *_train_args(c, workdir)]
 
 
+def _forty_steps(data):
+  return tiny('translate', 'mqa', data, num_train_steps=40, checkpoint_every=8, keep_checkpoints=10)
+
+
+def forty_steps(workdir, data):
+  """The uninterrupted run, to compare the killed and resumed one with."""
+  return _train_cmd(_forty_steps(data), workdir), {}
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical(shared_data, tmp_path):
-  c = tiny('translate', 'mqa', shared_data, num_train_steps=40, checkpoint_every=8, keep_checkpoints=10)
-  whole, broken = tmp_path / 'whole', tmp_path / 'broken'
-  # the uninterrupted run goes on beside the one to kill (2 cores; the results do not depend on it)
-  uninterrupted = subprocess.Popen(_train_cmd(c, whole), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+@pytest.mark.background(job=forty_steps)
+def test_sigkill_then_resume_is_bit_identical(shared_data, background, tmp_path):
+  c = _forty_steps(shared_data)
+  broken = tmp_path / 'broken'
   proc = subprocess.Popen(_train_cmd(c, broken), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   metrics = broken / 'metrics.jsonl'
   deadline = time.time() + 300
@@ -167,8 +184,8 @@ def test_sigkill_then_resume_is_bit_identical(shared_data, tmp_path):
   killed_at = max(json.loads(l)['step'] for l in metrics.read_text().splitlines())
   assert 19 <= killed_at < 40, 'the run should die mid-way'
   subprocess.run(_train_cmd(c, broken), check=True, capture_output=True, timeout=600)
-  _, err = uninterrupted.communicate(timeout=600)
-  assert uninterrupted.returncode == 0, err[-2000:]
+  whole, uninterrupted = background.result(forty_steps)
+  assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
 
   def last_losses(path):
     return {r['step']: r['train_loss'] for r in map(json.loads, path.read_text().splitlines())}
@@ -193,8 +210,6 @@ def test_corrupt_latest_checkpoint_falls_back(lm_run, tmp_path):
       f.write_bytes(b'\0' * 7)                 # a disk fault: every file of the latest step garbled
   messages = []
   c = c.copy_and_resolve_references()
-  # 3 as test_checkpoint's resumes: the schedule's constants (num_train_steps among them) are
-  # compiled into the train step, so the same ones reuse its compiled step from the session's cache
   c.train.num_train_steps = 3
   out = train.train_and_evaluate(c, workdir, log=messages.append)
   assert any('step 2' in m and 'falling back' in m for m in messages), messages
@@ -202,16 +217,22 @@ def test_corrupt_latest_checkpoint_falls_back(lm_run, tmp_path):
   assert out['step'] == 3
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, tmp_path, capsys):
-  c = tiny('translate', 'mha', shared_data, num_train_steps=10, checkpoint_every=2,
-           inject_nan_at_step=4)
+def _nan_at_step_5(data):
+  return tiny('translate', 'mha', data, num_train_steps=10, checkpoint_every=2, inject_nan_at_step=4)
+
+
+def nan_on_the_command_line(workdir, data):
+  return _train_cmd(_nan_at_step_5(data), workdir) + ['--config.train.inject_nan_at_step=4'], {}
+
+
+@pytest.mark.background(job=nan_on_the_command_line)
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(shared_data, background, tmp_path):
   with pytest.raises(train.NonFiniteLoss, match='step 5.*last good checkpoint \\(step 4\\)'):
-    train.train_and_evaluate(c, tmp_path, log=lambda s: None)
+    train.train_and_evaluate(_nan_at_step_5(shared_data), tmp_path, log=lambda s: None)
   assert ckpt.Checkpointer(tmp_path).steps() == [2, 4]
-  # the command line's exit code and message, in this process (its own process only adds startup);
-  # the same fault step as above: it is compiled into the train step, which is then reused
-  rc = cli.main(_train_args(c, tmp_path / 'cli') + ['--config.train.inject_nan_at_step=4'])
-  assert rc == 3 and 'loss is nan' in capsys.readouterr().err
+  # the command line's exit code and message
+  _, proc = background.result(nan_on_the_command_line)
+  assert proc.returncode == 3 and 'loss is nan' in proc.stderr, proc.stderr[-3000:]
 
 
 def _finite(workdir, step):
@@ -251,11 +272,7 @@ def test_divergence_never_leaves_a_non_finite_checkpoint_and_a_lower_rate_recove
   assert json.loads(out.splitlines()[-1])['step'] == 4 and _finite(workdir, 4)
 
 
-@pytest.mark.slow
-def test_paper_configs_compile_ahead_of_time_on_eight_devices():
-  """The paper's train steps lower for data=8 on fake CPU devices, and the translation one compiles
-  (nothing runs)."""
-  script = r'''
+PAPER_COMPILE = r'''
 import os
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
 import jax
@@ -269,10 +286,20 @@ for task, row in (('translate', 'mqa'), ('lm', 'mha')):
     lowered.compile()                    # layers, fewer of them)
   print(task, row, dict(tr.mesh.shape), 'ok')
 '''
+
+
+def paper_compile(workdir, data):
   # compiled once in the session: no use writing the paper-size executables to the shared cache
   env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
-  proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=900,
-                        env=env)
+  return [sys.executable, '-c', PAPER_COMPILE], dict(env=env, timeout=900)
+
+
+@pytest.mark.slow
+@pytest.mark.background(job=paper_compile)
+def test_paper_configs_compile_ahead_of_time_on_eight_devices(background):
+  """The paper's train steps lower for data=8 on fake CPU devices, and the translation one compiles
+  (nothing runs)."""
+  _, proc = background.result(paper_compile)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.count('ok') == 2 and "'data': 8" in proc.stdout
 
@@ -311,6 +338,28 @@ def test_both_offered_dropout_rngs_train(impl, tmp_path):
   with tr.context():
     _, out = tr.train_step(tr.init_state(), batch)
   assert np.isfinite(float(out['loss']))
+
+
+def test_the_schedule_reaches_the_train_step_at_run_time(tmp_path):
+  """The rate follows its formula, and the train step takes the schedule's numbers as an argument:
+  configs that differ only in rate or step counts lower to one program (one compile serves them)."""
+  t = cfg.row_config('lm', 'mqa', 'tiny').train
+  t.update(learning_rate=0.02, warmup_steps=10, num_train_steps=60, decay_steps=20)
+  rate = train.learning_rate_schedule(t)
+  for step, want in ((0, 0.02), (10, 0.02), (40, 0.02 / 2), (50, 0.02 / 5 ** 0.5 * 0.5), (60, 0.0)):
+    assert float(rate(step)) == pytest.approx(want, rel=1e-6), step
+  t.decay_steps = 0
+  assert float(train.learning_rate_schedule(t)(1000)) == pytest.approx(0.02 / 10, rel=1e-6)
+
+  def lowered(**changes):
+    c = cfg.row_config('lm', 'mqa', 'tiny')
+    c.model.update(d_model=32, qk_dim=8, v_dim=8, d_ff=64, decoder_layers=1, vocab_size=128,
+                   max_length=16)
+    c.data.update(batch_size=2, max_length=16)
+    c.train.update(changes)
+    return train.Trainer(c, tmp_path, log=lambda s: None).lower_train_step().as_text()
+  assert lowered() == lowered(learning_rate=0.5, num_train_steps=7, warmup_steps=3, decay_steps=2)
+  assert lowered() != lowered(label_smoothing=0.2)     # (the comparison can tell programs apart)
 
 
 def _events(directory):

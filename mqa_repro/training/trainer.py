@@ -54,32 +54,50 @@ _tree_norm = getattr(getattr(optax, 'tree', None), 'norm', None) or optax.global
 # The recipe: learning-rate schedule, Adafactor, loss.
 
 
-def learning_rate_schedule(t: ml_collections.ConfigDict) -> optax.Schedule:
+def schedule_values(t: ml_collections.ConfigDict) -> np.ndarray:
+  """The learning-rate schedule's numbers, float32 [5]: rate, warmup, 1 / warmup, total steps,
+  1 / decay steps (0 without decay). The train step takes them as an argument, not as constants
+  compiled in, so configs that differ only in rate or step counts share one compiled step. XLA
+  turns a division by a constant into a multiplication by its float32 reciprocal; the schedule
+  multiplies by the same reciprocals, so its rates are those a schedule with the numbers compiled
+  in gives, bit for bit."""
+  warmup = max(t.warmup_steps, 1)
+  inv_decay = np.float32(1) / np.float32(t.decay_steps) if t.decay_steps > 0 else 0
+  return np.array([t.learning_rate, warmup, np.float32(1) / np.float32(warmup), t.num_train_steps,
+                   inv_decay], np.float32)
+
+
+def learning_rate_schedule(t: ml_collections.ConfigDict, values: Any = None) -> optax.Schedule:
   """learning_rate · rsqrt(max(step, warmup) / warmup), then linear decay to 0 over the last
   ``decay_steps`` steps. With learning_rate 0.01 and warmup 10k this is tensor2tensor's
   ``rsqrt_decay*linear_decay`` = rsqrt(max(step, 10k)) · decay, the paper's schedule: 0.01 at its
-  peak."""
-  base, warmup, total, decay = t.learning_rate, max(t.warmup_steps, 1), t.num_train_steps, t.decay_steps
+  peak. `values`: ``schedule_values(t)``, or the same numbers traced (the train step's argument)."""
+  values = schedule_values(t) if values is None else values
+  decay = t.decay_steps > 0
 
   def schedule(step):
+    base, warmup, inv_warmup, total, inv_decay = (values[i] for i in range(5))
     step = jnp.asarray(step, jnp.float32)
-    rsqrt = base * jax.lax.rsqrt(jnp.maximum(step, warmup) / warmup)
-    if decay <= 0:
+    rsqrt = base * jax.lax.rsqrt(jnp.maximum(step, warmup) * inv_warmup)
+    if not decay:
       return rsqrt
-    return rsqrt * jnp.clip((total - step) / decay, 0.0, 1.0)
+    return rsqrt * jnp.clip((total - step) * inv_decay, 0.0, 1.0)
   return schedule
 
 
-def make_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def make_optimizer(t: ml_collections.ConfigDict, schedule: Any = None) -> optax.GradientTransformation:
+  """The optimizer of `t`; `schedule`: the schedule's numbers (``schedule_values``) if not `t`'s.
+  Its state's structure does not depend on them."""
+  learning_rate = learning_rate_schedule(t, schedule)
   if t.optimizer == 'adafactor':
     # The paper's: no momentum (beta1 = 0), second-moment decay exponent 0.8, update clipping 1.0,
     # factored second moments, step size relative to each parameter's scale.
-    tx = optax.adafactor(learning_rate=learning_rate_schedule(t), decay_rate=t.adafactor_decay_rate,
+    tx = optax.adafactor(learning_rate=learning_rate, decay_rate=t.adafactor_decay_rate,
                          clipping_threshold=t.adafactor_clipping or None, momentum=None,
                          multiply_by_parameter_scale=t.adafactor_param_scale,
                          factored=t.adafactor_factored)
   elif t.optimizer == 'adamw':
-    tx = optax.adamw(learning_rate_schedule(t), b1=0.9, b2=0.98, weight_decay=0.0)
+    tx = optax.adamw(learning_rate, b1=0.9, b2=0.98, weight_decay=0.0)
   else:
     raise ValueError(f"config.train.optimizer must be 'adafactor' or 'adamw', got {t.optimizer!r}")
   if t.grad_clip_norm:
@@ -91,9 +109,11 @@ def make_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformation
 # Steps (pure functions; jitted with shardings by Trainer).
 
 
-def make_train_step(model: mdl.Transformer, tx: optax.GradientTransformation,
-                    t: ml_collections.ConfigDict) -> Callable:
-  def train_step(state: dict, batch: dict, base_rng: jax.Array) -> tuple[dict, dict]:
+def make_train_step(model: mdl.Transformer, t: ml_collections.ConfigDict) -> Callable:
+  """(state, batch, base_rng, schedule) -> (state, outputs); `schedule`: ``schedule_values(t)``."""
+  def train_step(state: dict, batch: dict, base_rng: jax.Array,
+                 schedule: Array) -> tuple[dict, dict]:
+    tx = make_optimizer(t, schedule)
     rng = jax.random.fold_in(base_rng, state['step'])   # dropout keys depend only on (seed, step)
 
     def loss_fn(params):
@@ -411,8 +431,9 @@ class Trainer:
       params = nn.meta.unbox(init(rng))
       return {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': self.tx.init(params)}
     self._init_state = jax.jit(init_state, out_shardings=self.state_shardings)
-    self._train_step = jax.jit(make_train_step(self.model, self.tx, config.train),
-                               in_shardings=(self.state_shardings, batch_shardings, replicated),
+    self._train_step = jax.jit(make_train_step(self.model, config.train),
+                               in_shardings=(self.state_shardings, batch_shardings, replicated,
+                                             replicated),
                                out_shardings=(self.state_shardings, replicated), donate_argnums=0)
     self._eval_step = jax.jit(make_eval_step(self.model),
                               in_shardings=(self.param_shardings, batch_shardings),
@@ -420,6 +441,7 @@ class Trainer:
     self._finite = jax.jit(make_finite_check(), out_shardings=replicated)
     # Typed key: its implementation decides the dropout RNG's cost (threefry is slow on GPUs).
     self.base_rng = jax.random.key(config.train.seed, impl=cfg.PRNG_IMPLS[config.train.prng_impl])
+    self.schedule = jnp.asarray(schedule_values(config.train))
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
@@ -445,14 +467,14 @@ class Trainer:
   def train_step(self, state: dict, batch: dict[str, jax.Array]) -> tuple[dict, dict]:
     """One step on a global batch (``to_global``), jitted; the old state is donated. Call it inside
     ``with trainer.context():`` (one context around a loop of steps keeps its cost out of them)."""
-    return self._train_step(state, batch, self.base_rng)
+    return self._train_step(state, batch, self.base_rng, self.schedule)
 
   def compile_step(self, state: dict, batch: dict[str, jax.Array]) -> Callable:
     """The step compiled ahead of time for these shapes: (state, batch) -> (state, outputs), to call
     inside ``with trainer.context():`` as ``train_step``."""
     with self.context():
-      compiled = self._train_step.lower(state, batch, self.base_rng).compile()
-    return lambda state, batch: compiled(state, batch, self.base_rng)
+      compiled = self._train_step.lower(state, batch, self.base_rng, self.schedule).compile()
+    return lambda state, batch: compiled(state, batch, self.base_rng, self.schedule)
 
   def init_opt_state(self, params: Any) -> Any:
     """A fresh optimizer state for `params`, sharded as training shards it."""
@@ -470,7 +492,8 @@ class Trainer:
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         self.abstract_state, self.state_shardings)
     with self.context():
-      return self._train_step.lower(abstract_state, self.abstract_batch(), self.base_rng)
+      return self._train_step.lower(abstract_state, self.abstract_batch(), self.base_rng,
+                                    self.schedule)
 
   def init_state(self) -> dict:
     with self.context():
