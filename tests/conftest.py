@@ -68,11 +68,12 @@ def lm_run(shared_data, tmp_path_factory):
 
 # Background checks. A subprocess check (one JAX process compiling) keeps about one of the two
 # cores busy, and so do the in-process tests: side by side each uses the cycles the other leaves.
-# A test marked @pytest.mark.background(job=job) gets its subprocess from `background.result(job)`;
-# job(directory, data) -> (argv, subprocess options, 'timeout' among them) runs in a fresh
-# directory, `data` = the shared_data path. Every selected test's jobs start when the session's
-# first test starts, one at a time in the order of their tests, and those tests run last (in their
-# order), so the jobs have the rest of the session to finish.
+# A test marked @pytest.mark.background(job=job) gets its subprocess from `background.result(job)`
+# (or `.succeeded(job)`, which also asserts that it exited with 0); job(directory, data) ->
+# (argv, subprocess options, 'timeout' among them) runs in a fresh directory, `data` = the
+# shared_data path. Every selected test's jobs start when the session's first test starts, one at a
+# time in the order of their tests, and those tests run last (in their order), so the jobs have the
+# rest of the session to finish.
 
 
 def _jobs(item) -> list:
@@ -105,6 +106,12 @@ class Background:
     self.start(job)
     directory, future = self._runs[job]
     return directory, future.result()
+
+  def succeeded(self, job) -> tuple[Path, subprocess.CompletedProcess]:
+    """``result(job)``, failing the test with the end of its stderr unless it exited with 0."""
+    directory, proc = self.result(job)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return directory, proc
 
   def _run(self, argv, options) -> subprocess.CompletedProcess:
     timeout = options.pop('timeout', 600)

@@ -103,8 +103,7 @@ def test_reproduce_two_tiny_rows_end_to_end(shared_data, background, monkeypatch
   """Real training, decoding and scoring of one WMT and one LM row on small real files (no corpus
   build), by `mqa-repro reproduce`; then reruns in this process."""
   monkeypatch.setenv('MQA_REPRO_DATA', str(shared_data))
-  root, proc = background.result(two_rows)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  root, proc = background.succeeded(two_rows)
   # the order asked for (LM first), not the tables' order
   said = proc.stdout + proc.stderr
   assert 0 <= said.index('lm_mqa_tiny] train') < said.index('wmt_mqa_local_tiny] train')
