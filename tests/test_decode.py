@@ -363,7 +363,7 @@ def test_hypotheses_do_not_depend_on_the_batch_size(task, bf16_models):
   not (issue 16: 9 of 51 lines greedy): a row's logits came out of differently shaped, differently
   fused matmuls, rounded to bf16, and a near-tie flipped."""
   from mqa_repro.decoding import text
-  (models, tok, lines), (c, params) = bf16_models, bf16_models[0][task]
+  (_, tok, lines), (c, params) = bf16_models, bf16_models[0][task]
   assert c.decode.dtype == 'float32'
   for beam in (1, 3):
     outputs = [text.decode_lines(c, params, tok, lines, beam_size=beam, batch_size=n,
