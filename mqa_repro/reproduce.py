@@ -503,8 +503,6 @@ def reproduce(options: Options, log: Log = print) -> int:
   # In the order the runs were asked for, one task at a time (its data is prepared once).
   for task in dict.fromkeys(r.task for r in runs):
     todo = [(i, r) for i, r in enumerate(runs, 1) if r.task == task]
-    if not todo:
-      continue
     plan = task_plan(preset, task, args.data, log)
     groups = xp.eval_groups(task, plan.source, data_dir, plan.own_eval)
     configs = {r: run_config(r, preset, plan, options, data_dir) for _, r in todo}

@@ -32,8 +32,9 @@ def parse_options(argv: Sequence[str]):
   p = Parser('mqa-repro reproduce', __doc__, overrides='every run, after the preset\'s own changes')
   p.add_argument('--preset', required=True, choices=sorted(xp.PRESETS))
   p.add_argument('--rows', help="comma-separated rows, e.g. wmt_mha,lm_mqa; ROW@S = only seed S of it; "
-                 "wmt / lm = that table's paper rows; all = every row, grouped-query included (default). Runs go in the order given, one task at a time (a task's "
-                 "rows run together, its data prepared once)")
+                 "wmt / lm = that table's paper rows; all = every row, grouped-query included (default). "
+                 "Runs go in the order given, one task at a time (a task's rows run together, its data "
+                 "prepared once)")
   p.add_argument('--seeds', type=int, default=None,
                  help="seeds per row (default: the preset's, e.g. gpu: 3 for mha and mqa, 1 for others)")
   p.add_argument('--steps', type=int, default=0, help="training steps per run (default: the preset's)")

@@ -29,8 +29,8 @@ from typing import Callable
 
 from mqa_repro import experiment as xp
 from mqa_repro.report import quality
-from mqa_repro.report.tables import READING
 from mqa_repro.report.format import md_table
+from mqa_repro.report.tables import READING
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r'(<!-- begin: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)', re.S)
