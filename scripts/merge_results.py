@@ -5,7 +5,8 @@ into one, then regenerate its tables.
 
 Runs (rows/*.json with their hyps/) are copied, a run already in --into being replaced only by a newer
 one (by its provenance date); references and data records must agree where both have them (same
-text, same counts), else the merge stops and names the file; run.json histories are concatenated.
+text, same counts), else the merge stops and names the file; run.json histories are concatenated;
+environment records are kept by id (report.records.merge_environment).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 import shutil
 import sys
 from pathlib import Path
+
+from mqa_repro.report.records import merge_environment
 
 
 def _load(path: Path) -> dict:
@@ -54,6 +57,8 @@ def merge(into: Path, sources: list[Path], log=print) -> list[str]:
       if target.is_file() and _load(target) != _load(f):
         raise ValueError(f'{f} and {target} describe different data: runs of one table must share it')
       shutil.copy2(f, target)
+    if (src / 'environment.json').is_file():
+      merge_environment(into, _load(src / 'environment.json'))
     if (src / 'run.json').is_file():
       history = _load(into / 'run.json').get('history', []) if (into / 'run.json').is_file() else []
       history += _load(src / 'run.json').get('history', [])

@@ -181,3 +181,88 @@ def test_resume_keeps_table2_rows_of_the_same_setting(tmp_path):
   assert {k: result[k] for k in kept} == kept and result['table2'] == [row]
   with pytest.raises(ValueError, match='another setting'):
     cli.main(args[:-3] + ['--attention-impl', 'pallas', '--resume', '--out', str(out)])
+
+
+def test_a_resumed_run_cut_inside_a_part_keeps_every_part_measured_before(tmp_path, monkeypatch):
+  from mqa_repro.bench import kernels, suite
+  out = tmp_path / 'bench.json'
+  setting = {'size': 'tiny', **bench.SETTINGS['tiny'], 'attention_impl': 'xla', 'beam_reorder': 'prefix',
+             'parts': ['greedy']}
+  before = {'setting': setting, 'table2': [{'variant': 'mqa', 'run': 0}], 'runs': [{'command': 'a'}],
+            'lm_decode': {'points': [{'system': 'ours'}]}, 'sweeps': {'length': [], 'batch': [],
+                                                                        'kv_heads': []}}
+  out.write_text(json.dumps(before))
+
+  def killed(size, hw, log, rows, save, budget):   # a command's time limit, after one timing
+    rows.append({'case': 'mha self', 'impl': 'xla', 'tuning': None})
+    save()
+    raise KeyboardInterrupt
+  monkeypatch.setattr(kernels, 'kernel_bench', killed)
+  with pytest.raises(KeyboardInterrupt):
+    suite.run_benchmark('tiny', kernels=True, table2=False, sweeps=False, out=out, torch_probes=False,
+                        resume=True)
+  after = json.loads(out.read_text())
+  assert {k: after[k] for k in ('table2', 'lm_decode', 'sweeps', 'setting')} == \
+      {k: before[k] for k in ('table2', 'lm_decode', 'sweeps', 'setting')}
+  assert after['kernels'] == [{'case': 'mha self', 'impl': 'xla', 'tuning': None}]
+  assert len(after['runs']) == 2
+
+
+def test_kernel_bench_times_only_what_is_missing_and_within_its_budget(monkeypatch):
+  from mqa_repro.bench import kernels
+  from mqa_repro.bench.timing import Budget
+
+  def untimed(*a, **k):
+    raise AssertionError('timed again')
+  monkeypatch.setattr(kernels, 'median_time', untimed)
+  done = [{'case': c[0], 'impl': impl, 'tuning': t}
+          for c in kernels.KERNEL_CASES['tiny']
+          for impl, t in [('xla', None)] + [('pallas', t) for t in kernels.kernel_tunings('tiny', c[2] * c[3])]]
+  assert kernels.kernel_bench('tiny', HW, print, rows=list(done)) == done   # nothing left to time
+  logged = []
+  assert kernels.kernel_bench('tiny', HW, logged.append, rows=[], budget=Budget(1e-9)) == []
+  assert 'time budget' in logged[-1]
+
+
+def test_sweep_resumes_only_points_of_its_attention_implementation(monkeypatch):
+  from mqa_repro.bench import sweeps
+
+  def untimed(*a, **k):
+    raise AssertionError('timed again')
+  monkeypatch.setattr(sweeps, 'time_steps', untimed)
+  sw = sweeps.SWEEPS['tiny']
+  done = {'length': [{'variant': 'mqa', 'x': x, 'attention_impl': 'xla'} for x in sw['length']],
+          'batch': [{'variant': 'mqa', 'x': x, 'attention_impl': 'xla'} for x in sw['batch']],
+          'kv_heads': [{'variant': f'g{g}', 'x': g, 'attention_impl': 'xla'} for g in sw['kv_heads']]}
+  assert sweeps.sweep('tiny', HW, ['mqa'], print, json.loads(json.dumps(done))) == done
+  with pytest.raises(ValueError, match='--attention-impl xla, not pallas'):
+    sweeps.sweep('tiny', HW, ['mqa'], print, done, attention_impl='pallas')
+
+
+def test_merging_benchmark_records_adds_what_is_missing_with_its_run():
+  from mqa_repro.bench.merge import merge
+  setting = {'size': 'tiny', 'parts': ['greedy']}
+  into = {'runs': [{'command': 'a', 'date_utc': '1'}], 'hardware': {}, 'setting': {'parts': []},
+          'kernels': [{'case': 'mha self', 'impl': 'xla', 'tuning': None, 'us': 1.0}],
+          'sweeps': {'length': [{'variant': 'mha', 'x': 8, 'attention_impl': 'xla', 'us': 2.0}]}}
+  source = {'runs': [{'command': 'b', 'date_utc': '0'}, {'command': 'a', 'date_utc': '1'}],
+            'hardware': {}, 'setting': setting, 'table2': [{'variant': 'mqa', 'run': 0}],
+            'kernels': [{'case': 'mha self', 'impl': 'xla', 'tuning': None, 'us': 9.0},
+                        {'case': 'mha self', 'impl': 'pallas', 'tuning': {'block_k': 8}, 'us': 3.0}],
+            'sweeps': {'length': [{'variant': 'mha', 'x': 8, 'attention_impl': 'xla', 'us': 9.0},
+                                  {'variant': 'mha', 'x': 16, 'attention_impl': 'xla', 'us': 4.0}]}}
+  added = merge(into, source, 'b.json')
+  assert len(added) == 3
+  assert into['table2'] == [{'variant': 'mqa', 'run': 1}]   # its run, renumbered in the target
+  assert into['runs'][1]['command'] == 'b' and len(into['runs']) == 2
+  assert into['setting'] == setting                          # the Table 2 rows' setting
+  assert [k['us'] for k in into['kernels']] == [1.0, 3.0]   # what the target had is kept
+  assert [p['us'] for p in into['sweeps']['length']] == [2.0, 4.0]
+  assert merge(into, source, 'b.json') == []                 # nothing twice
+  with pytest.raises(ValueError, match='c.json.*another setting'):
+    merge(into, {**source, 'setting': {'size': 'paper'}, 'table2': [{'variant': 'mha', 'run': 0}]},
+          'c.json')
+  with pytest.raises(ValueError, match="d.json: a kernels entry without 'impl'"):
+    merge(into, {**source, 'kernels': [{'case': 'x'}]}, 'd.json')
+  with pytest.raises(ValueError, match='e.json: not a benchmark record'):
+    merge(into, {'table2': []}, 'e.json')

@@ -2,6 +2,7 @@
 that merely encloses the tree; old layouts read into the current one."""
 
 import importlib.util
+import json
 import shutil
 import subprocess
 
@@ -121,3 +122,14 @@ def test_environment_written_once_per_results_folder(tmp_path, monkeypatch):
   now = records.read_json(path)
   assert now['id'] == 'other' and [p['id'] for p in now['previous']] == [env['id']]
   assert len(logs) == 1 and env['id'] in logs[0]
+
+
+def test_merged_environment_records_keep_every_id_newest_on_top(tmp_path):
+  from mqa_repro.report.records import merge_environment
+  old = {'id': 'a', 'recorded_utc': '2026-01-01', 'python': '3.11'}
+  new = {'id': 'b', 'recorded_utc': '2026-02-01', 'python': '3.12', 'previous': [old]}
+  merge_environment(tmp_path, old)
+  merge_environment(tmp_path, new)
+  merge_environment(tmp_path, old)   # again: no duplicate
+  env = json.loads((tmp_path / 'environment.json').read_text())
+  assert env['id'] == 'b' and [e['id'] for e in env['previous']] == ['a']

@@ -34,6 +34,11 @@ def test_blocks_are_rendered_from_results_and_stale_ones_are_caught(tmp_path):
   out = (tmp_path / 'README.md').read_text()
   assert out.startswith('intro\n<!-- begin: glance -->\n') and 'old' not in out
   assert '2.0× faster' in out and '1.510 ± 0.014 (n=2)' in out and '+0.100 ± 0.014' in out
+  # an H200 benchmark without both variants (a run cut after multi-head) does not replace the H100's
+  (tmp_path / 'results' / 'h200' / 'bench.json').write_text(json.dumps({
+      'hardware': {'device': 'NVIDIA H200'}, 'table2': [{'variant': 'mha', 'greedy_decoder_us_per_token': 2.2}]}))
+  glance = readme.glance(tmp_path)
+  assert '2.0× faster' in glance and 'one H100 80GB' in glance
   assert 'worse beyond 2 s.e.' in out and 'Setup times not measured yet' in out
   assert readme.main(['--check', '--readme', str(tmp_path / 'README.md')]) == 0
   (tmp_path / 'README.md').write_text('<!-- begin: nope -->\n<!-- end: nope -->\n')

@@ -8,13 +8,15 @@ buffer that the previous calls have pushed out of L2: the time is device memory'
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
 from mqa_repro import costs
-from mqa_repro.bench.timing import median_time
+from mqa_repro.bench.timing import Budget, median_time
 
 COLD_BYTES = 256 << 20   # K/V the timed loop rotates over: several times any current GPU's L2
 
@@ -50,18 +52,22 @@ def kv_copies(cold_bytes: int, rows: int, slots: int, kv_heads: int, head_dim: i
 
 def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20, rows: list | None = None,
                  save: Callable[[], None] = lambda: None,
-                 cold_bytes: int | None = None) -> list[dict[str, Any]]:
+                 cold_bytes: int | None = None, budget: Budget | None = None) -> list[dict[str, Any]]:
   """µs and GB/s of one decode-attention call per case and implementation. At least `loops` calls
   run in one compiled program (each query depends on the previous output), so launch gaps count but
   host dispatch does not; call i reads copy i mod C of K/V, with C copies holding >= `cold_bytes`
   (default: COLD_BYTES at the paper's size; none for 'tiny', a pipeline check on the CPU).
-  Bytes are what the call must read and write: the live K/V, q and the output."""
+  Bytes are what the call must read and write: the live K/V, q and the output. `rows` may hold the
+  timings of an earlier run (bench --resume): those (case, implementation, tuning) are not timed
+  again. `budget`: no timing starts that would end past it."""
   from mqa_repro.nn.attention import attend
   from mqa_repro.kernels import decode_attention
   hd = 128 if size == 'paper' else 16
   if cold_bytes is None:
     cold_bytes = COLD_BYTES if size == 'paper' else 0
   rows = [] if rows is None else rows
+  budget = budget or Budget(None)
+  done = {(r['case'], r['impl'], json.dumps(r['tuning'], sort_keys=True)) for r in rows}
   for name, kv, g, w, b, slots, live, cross in KERNEL_CASES[size]:
     kq, kk, kvv = jax.random.split(jax.random.PRNGKey(0), 3)
     q = (jax.random.normal(kq, (b * w, kv, g, hd)) * hd ** -0.5).astype(jnp.bfloat16)
@@ -86,12 +92,19 @@ def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20, rows: list
         fn = lambda q, k, v, mask, t=t: decode_attention(q, k, v, length=live, beams=w, **t)
       impls.append(('pallas', t, fn))
     for impl, tuning, fn in impls:
+      if (name, impl, json.dumps(tuning, sort_keys=True)) in done:
+        continue
+      if not budget.allows('kernel'):
+        log(f'bench: kernels: {budget.stopped}')
+        return rows
+      start = time.perf_counter()
       def loop(q, ks, vs, mask, fn=fn):   # unrolled: each copy is its own buffer, never a slice
         for i in range(calls):
           q = q + (1e-3 * fn(q, ks[i % copies], vs[i % copies], mask)).astype(q.dtype)
         return q
       try:
         sec = median_time(loop, q, ks, vs, mask, repeats=5) / calls
+        budget.record('kernel', start)
       except Exception as e:  # a tuning Triton cannot compile (registers, shared memory): record it
         log(f'bench: kernel {name} {impl} {tuning}: {type(e).__name__}: {str(e)[:160]}')
         rows.append({'case': name, 'impl': impl, 'tuning': tuning, 'error': str(e)[:300]})

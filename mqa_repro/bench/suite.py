@@ -1,11 +1,12 @@
 """One benchmark run: the device's ceilings, then the parts asked for, into one JSON rewritten after
 every piece (a run cut short still leaves what it measured).
 
-With `resume`, the output file's Table 2 rows and LM decoding points (of the same setting) are kept
-and only what is missing is measured: together with a time budget, one command run again and again
-finishes a benchmark longer than one sitting. Parts a resumed run does not measure (the kernels, the
-sweeps, profiles) are kept as they were, so several commands can fill one file. Each run is listed
-under 'runs' (provenance and the ceilings it measured); every Table 2 row and LM point names its run.
+With `resume`, the output file's Table 2 rows, LM decoding points, kernel timings and sweep points
+(of the same setting) are kept and only what is missing is measured: together with a time budget, one
+command run again and again finishes a benchmark longer than one sitting. Parts a resumed run does not
+measure (profiles too) are kept as they were, so several commands can fill one file. Each run is
+listed under 'runs' (provenance and the ceilings it measured); every Table 2 row and LM point names
+its run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from mqa_repro.bench.timing import Budget
 from mqa_repro.nn import decode_impl
 from mqa_repro.provenance import collect
 from mqa_repro.report.records import BenchRecord, read_json, write_environment, write_json
+
+
+# The parts of a benchmark file; with --resume those a run does not measure stay as they were, so one
+# file collects a benchmark part by part (scripts/h200_bench.sh).
+PARTS_KEPT = ('table2', 'lm_decode', 'kernels', 'sweeps', 'profiles', 'beam_profiles')
 
 
 def _carried_rows(previous: dict[str, Any] | None, setting: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,15 +70,21 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
   run = len(runs) - 1
   setting = {'size': size, **SETTINGS[size], 'attention_impl': attention_impl,
              'beam_reorder': beam_reorder, 'parts': table_parts}
-  result: BenchRecord = {'provenance': prov, 'setting': setting, 'hardware': hw, 'runs': runs}
+  # With --resume every part of `out` is in `result` from the start, so each save rewrites the whole
+  # file: a run cut inside one part (a command's time limit) loses none of the parts measured before.
+  carried = {k: previous[k] for k in PARTS_KEPT if previous and k in previous}
+  result: BenchRecord = {'provenance': prov, 'setting': setting, 'hardware': hw, 'runs': runs,
+                         **carried}
+  if 'table2' in carried and not (table2 and table_parts):
+    result['setting'] = previous['setting']   # the carried rows' setting, not this run's
 
   def save():
     if out:
       write_json(out, result)
 
   if kernels:
-    result['kernels'] = []
-    kernels_lib.kernel_bench(size, hw, log, rows=result['kernels'], save=save)
+    rows = result.setdefault('kernels', [])
+    kernels_lib.kernel_bench(size, hw, log, rows=rows, save=save, budget=budget)
   if table2 and table_parts:
     rows = result['table2'] = _carried_rows(previous, setting)
     done = {r['variant'] for r in rows}
@@ -95,20 +107,13 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
       log(f'bench: {kind} profile {v}: ' + '; '.join(
           f"{c} {x['us_per_step']:.0f} us" for c, x in summary['categories'].items()) + ' per step')
       save()
-  if sweeps:
-    result['sweeps'] = {'length': [], 'batch': [], 'kv_heads': []}
-    sweep(size, hw, variants, log, result['sweeps'], save, sweep_points, attention_impl)
+  if sweeps and not budget.stopped:
+    points = result.setdefault('sweeps', {'length': [], 'batch': [], 'kv_heads': []})
+    sweep(size, hw, variants, log, points, save, sweep_points, attention_impl, budget)
   if lm_decode and not budget.stopped:
     result['lm_decode'] = {}
     lm_lib.run_lm_decode(size, hw, lm_decode, log, result['lm_decode'], save,
                          (previous or {}).get('lm_decode'), run, budget)
-  # With --resume, parts this run did not reach or was not asked for stay as they were: one file
-  # collects a benchmark run part by part (scripts/h200_bench.sh).
-  for key in ('table2', 'lm_decode', 'kernels', 'sweeps', 'profiles', 'beam_profiles'):
-    if previous and key in previous and key not in result:
-      result[key] = previous[key]
-      if key == 'table2':
-        result['setting'] = previous['setting']
   if budget.stopped:
     result['stopped'] = budget.stopped
     log(f'bench: {budget.stopped}')

@@ -7,6 +7,7 @@ Each point times a step whose cache holds exactly `length` live positions (a cac
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -16,7 +17,7 @@ from mqa_repro import costs
 from mqa_repro.nn import transformer as mdl
 from mqa_repro.bench.models import bench_spec, empty_cache, encode_memory, init_params
 from mqa_repro.bench.table2 import SETTINGS
-from mqa_repro.bench.timing import median_time, out_of_memory
+from mqa_repro.bench.timing import Budget, median_time, out_of_memory
 
 SWEEPS = {'paper': dict(length=[128, 1024, 4096], length_batch=128,
                         batch=[1, 64, 1024], kv_heads=[1, 2, 4, 8]),
@@ -45,15 +46,29 @@ def time_steps(model, params, batch: int, source_len: int, live: int, steps: int
 
 def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
           out: dict[str, list] | None = None, save: Callable[[], None] = lambda: None,
-          points: dict[str, list[int]] | None = None, attention_impl: str = 'xla') -> dict[str, list]:
-  """`points` replaces SWEEPS[size]'s lists (length, batch, kv_heads), e.g. to finish a cut run."""
+          points: dict[str, list[int]] | None = None, attention_impl: str = 'xla',
+          budget: Budget | None = None) -> dict[str, list]:
+  """`points` replaces SWEEPS[size]'s lists (length, batch, kv_heads). `out` may hold an earlier
+  run's points (bench --resume): those are not timed again, and must have this run's attention
+  implementation. `budget`: no point starts that would end past it."""
   s, sw = SETTINGS[size], {**SWEEPS[size], **(points or {})}
   out = {'length': [], 'batch': [], 'kv_heads': []} if out is None else out
+  budget = budget or Budget(None)
+  for kind, kept in out.items():
+    other = {str(p.get('attention_impl')) for p in kept} - {attention_impl}
+    if other:
+      raise ValueError(f'--out holds {kind} sweep points measured with --attention-impl '
+                       f'{sorted(other)[0]}, not {attention_impl}; choose another --out, or run '
+                       'without --resume to replace them')
+  done = {(kind, p['variant'], p['x']) for kind, kept in out.items() for p in kept}
 
   last: dict[str, Any] = {}  # the previous point's params, reused while the spec is unchanged
   timed: dict[tuple, float] = {}
 
   def point(kind, variant, x, spec, batch, live):
+    if (kind, variant, x) in done or not budget.allows('sweep'):
+      return
+    start = time.perf_counter()
     model = mdl.Transformer(spec)
     if last.get('spec') != spec:
       last.clear()
@@ -68,6 +83,7 @@ def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
         raise
       log(f'bench: sweep {kind} {variant} x={x} does not fit; skipped')
       return
+    budget.record('sweep', start)
     live_read = costs.mean_live(spec.window, 1, live)   # the step writes position `live`, reads it too
     cost = costs.decoder_step_cost(spec, batch, batch, s['source_len'], live_read)
     roof = costs.roofline(cost, hw)

@@ -110,11 +110,13 @@ def build_parser() -> Parser:
                        'compiled PyTorch); "" = none. Skipped with a note when torch is missing')
   lm.add_argument('--lm-repeats', type=int, default=3, help='timed generations per point (median)')
   parser.add_argument('--resume', action='store_true',
-                      help="keep --out's Table 2 rows and LM decoding points (same setting) and "
-                           'measure only the missing ones')
+                      help="keep --out's Table 2 rows, LM decoding points, kernel timings and sweep "
+                           'points (same setting) and measure only the missing ones; the parts this '
+                           'run does not measure stay in the file')
   parser.add_argument('--time-budget', type=float, default=None, metavar='SECONDS',
-                      help='start no Table 2 variant or LM decoding point that would end past this '
-                           'many seconds; with --resume, rerunning the same command continues')
+                      help='start no Table 2 variant, LM decoding point, kernel timing or sweep point '
+                           'that would end past this many seconds; with --resume, rerunning the same '
+                           'command continues')
   return parser
 
 

@@ -42,9 +42,10 @@ def _json(path: Path) -> dict | None:
 
 def _speed_rows(root: Path) -> tuple[str, dict[str, dict]]:
   """(hardware and source text, {variant: {greedy, beam, greedy_fraction}}) of the newest speed run
-  with the kernels: the H200's when results/h200/bench.json holds one, else the H100 history."""
+  with the kernels: the H200's when results/h200/bench.json holds both multi-head and multi-query
+  (the comparison the glance shows), else the H100 history."""
   h200 = _json(root / 'results' / 'h200' / 'bench.json')
-  if h200 and h200.get('table2'):
+  if h200 and {'mha', 'mqa'} <= {e['variant'] for e in h200.get('table2', [])}:
     rows = {e['variant']: {'greedy': e.get('greedy_decoder_us_per_token_pallas') or e['greedy_decoder_us_per_token'],
                            'beam': e.get('beam_decoder_us_per_token_pallas') or e.get('beam_decoder_us_per_token'),
                            'fraction': e.get('greedy_sequential_roofline_fraction_pallas')

@@ -224,6 +224,22 @@ def split_file_name(split_name: str) -> str:
 ENVIRONMENT_FILE = 'environment.json'
 
 
+def merge_environment(results_dir: str | os.PathLike, record: dict[str, Any]) -> None:
+  """Add an environment record (another folder's ``environment.json``, with its 'previous') to
+  ``<results_dir>/environment.json``, so rows merged from there still find theirs by id: every id is
+  kept once, the newest recorded on top, the rest under 'previous'."""
+  path = Path(results_dir) / ENVIRONMENT_FILE
+  entries: dict[str, dict[str, Any]] = {}
+  for rec in (read_json(path) or {}, record):
+    for e in [{k: v for k, v in rec.items() if k != 'previous'}] + list(rec.get('previous', [])):
+      if e.get('id'):
+        entries.setdefault(e['id'], e)
+  if not entries:
+    return
+  newest, *rest = sorted(entries.values(), key=lambda e: e.get('recorded_utc', ''), reverse=True)
+  write_json(path, {**newest, **({'previous': rest} if rest else {})})
+
+
 def write_environment(results_dir: str | os.PathLike, log: Callable[[str], None] = print
                       ) -> dict[str, Any]:
   """Write (or keep) ``<results_dir>/environment.json`` and return this process' environment.
