@@ -110,3 +110,15 @@ def test_hf_peer_generates_exactly_n_tokens():
   row = peer.time(batch=2, new_tokens=4, repeats=1, warmup=0)
   peer.close()
   assert row['seconds'] > 0 and row['intermediate_size'] == round(2 * spec.d_ff / 3)
+
+
+def test_profile_traces_each_of_our_points_and_says_where_a_step_goes(tmp_path, capsys):
+  out = tmp_path / 'lm.json'
+  args = [a for a in LM_ARGS if a != '--resume']
+  args[args.index('1,2')] = '1'
+  assert cli.main(args + ['--out', str(out), '--profile', str(tmp_path / 'trace')]) == 0
+  [point] = json.loads(out.read_text())['lm_decode']['points']
+  prof = point['profile']
+  assert prof['kernels'] and prof['device_us_per_step'] > 0 and prof['categories']
+  assert list((tmp_path / 'trace' / 'lm_kv1_b1_n4').rglob('perfetto_trace.json.gz'))
+  assert 'lm_decode ours  mqa   B=1     N=4     profile:' in capsys.readouterr().out

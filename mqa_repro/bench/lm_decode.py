@@ -38,6 +38,7 @@ from mqa_repro.nn import kv_cache
 from mqa_repro.nn import transformer as mdl
 from mqa_repro.bench import peers as peers_lib
 from mqa_repro.bench.models import bench_spec, init_params, no_eos_step
+from mqa_repro.bench.profiles import summarize_trace, trace_kernel_totals
 from mqa_repro.bench.timing import Budget, median_seconds, out_of_memory, warmup_after
 from mqa_repro.data.tokenizer import PAD_ID
 
@@ -56,6 +57,7 @@ class LmDecodeOptions:
   peers: Sequence[str] = peers_lib.PEERS
   attention_impl: str = 'xla'
   repeats: int = 3
+  profile_dir: str | None = None   # trace one more generation of each of our points here
 
   def resolved(self, size: str) -> 'LmDecodeOptions':
     d = LM_SETTINGS[size]
@@ -72,9 +74,11 @@ def lm_spec(variant: str, size: str, new_tokens: int, attention_impl: str = 'xla
 
 
 def time_ours(model: mdl.Transformer, params: Any, batch: int, new_tokens: int,
-              repeats: int) -> dict[str, Any]:
+              repeats: int, profile_dir: str | os.PathLike | None = None) -> dict[str, Any]:
   """Seconds of one greedy generation of N tokens for `batch` rows: ahead-of-time compiled, the
-  first run checked (every row has N tokens), then the median of `repeats` after a warm-up."""
+  first run checked (every row has N tokens), then the median of `repeats` after a warm-up. With
+  `profile_dir`, one more generation is traced there and summed per kernel, per step ('profile':
+  where a step's device time goes, and how much of its wall time the device is busy at all)."""
   step = no_eos_step(model)
 
   def run(p):
@@ -89,7 +93,14 @@ def time_ours(model: mdl.Transformer, params: Any, batch: int, new_tokens: int,
   if out.shape != (batch, new_tokens) or (out == PAD_ID).any():
     raise RuntimeError(f'greedy_search decoded {out.shape} with PAD inside: some row ended early')
   sec = median_seconds(lambda: jax.block_until_ready(compiled(params)), repeats, warmup_after(first))
-  return {'seconds': sec, 'compile_seconds': compile_s, 'first_tokens': out[:, 0]}
+  row = {'seconds': sec, 'compile_seconds': compile_s, 'first_tokens': out[:, 0]}
+  if profile_dir:
+    start = time.perf_counter()
+    with jax.profiler.trace(str(profile_dir), create_perfetto_trace=True):
+      jax.block_until_ready(compiled(params))
+    wall = (time.perf_counter() - start) / new_tokens   # per step, tracing overhead included
+    row['profile'] = summarize_trace(trace_kernel_totals(profile_dir), new_tokens, wall)
+  return row
 
 
 
@@ -210,7 +221,9 @@ def _measure(system: str, model: mdl.Transformer, spec: mdl.ModelSpec, state: di
     state['params'] = init_params(model, 0, 8)
   try:
     if system == 'ours':
-      row = time_ours(model, state['params'], batch, n, opts.repeats)
+      trace = (os.path.join(opts.profile_dir, f'lm_kv{spec.num_kv_heads}_b{batch}_n{n}')
+               if opts.profile_dir else None)
+      row = time_ours(model, state['params'], batch, n, opts.repeats, trace)
     else:
       peers = state.setdefault('peers', {})
       if system not in peers:
@@ -238,3 +251,9 @@ def _log_point(row: dict[str, Any], log) -> None:
     return
   log(f"{what} {row['us_per_token']:9.3f} us/token {row['ms_per_step']:8.3f} ms/step "
       f"({100 * row['sequential_roofline_fraction']:.0f}% of the sequential roofline)")
+  if 'profile' in row:
+    prof = row['profile']
+    busy = (f"device busy {100 * prof['device_busy_fraction']:.0f}% of the step; "
+            if 'device_busy_fraction' in prof else '')
+    log(f"{what} profile: {busy}" + '; '.join(
+        f"{c} {x['us_per_step']:.1f} us" for c, x in list(prof['categories'].items())[:5]) + ' per step')

@@ -76,7 +76,8 @@ def build_parser() -> Parser:
   parser.add_argument('--sweeps-only', action='store_true', help='skip Table 2, run the sweeps')
   parser.add_argument('--profile', default=None,
                       help='trace one greedy decode (and, with train in --parts, two training steps) '
-                           'per variant here, and summarise device time per kernel')
+                           'per variant here, and summarise device time per kernel; with lm_decode, '
+                           'one more generation of each of our LM points too')
   parser.add_argument('--parts', default=','.join(PARTS),
                       help=f"Table 2 columns to time ({','.join(PARTS)}), and lm_decode for the LM "
                            'decoding benchmark; lm_decode alone runs nothing else')
@@ -138,7 +139,7 @@ def main(argv: Sequence[str]) -> int:
         new_tokens=_ints(parser, '--lm-new-tokens', args.lm_new_tokens),
         variants=_names(parser, '--lm-variants', args.lm_variants, cfg.ROWS['lm']),
         peers=_names(parser, '--peers', args.peers, PEERS), attention_impl=args.attention_impl,
-        repeats=args.lm_repeats)
+        repeats=args.lm_repeats, profile_dir=args.profile)
     if lm.peers:
       # JAX would otherwise take 75% of the GPU's memory up front and starve the torch peers; set
       # before anything touches a device
