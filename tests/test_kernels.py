@@ -74,6 +74,46 @@ def test_self_attention_reads_only_the_live_prefix(kv, g, slots, block_k):
                 jnp.asarray(lengths)), want)
 
 
+# split over S (P programs per row and head, partials combined): P = 1 is the single-pass kernel;
+# P larger than the live blocks leaves some splits empty
+@pytest.mark.parametrize('kv,g,splits', [(4, 1, 2), (1, 8, 3), (2, 2, 5), (1, 8, 16)])
+def test_split_cache_equals_the_single_pass(kv, g, splits):
+  slots = 37
+  q, k, v = _qkv(3, 1, slots, kv, g, seed=7)
+  kernel = _kernel(block_k=4, splits=splits)
+  for length in (1, 4, 5, 17, slots):
+    kj, vj = _garbage_past(k, length), _garbage_past(v, length, seed=2)
+    _close(kernel(q, kj, vj, jnp.asarray(length)),
+           _reference(q, kj, vj, (jnp.arange(slots) < length)[None]))
+  lengths = np.array([slots, 9, 0])          # a row with nothing live: 0, as the single pass gives
+  got = kernel(q, _garbage_past(k, lengths, np.nan), _garbage_past(v, lengths, np.inf),
+               jnp.asarray(lengths))
+  want = _reference(q, k, v, np.arange(slots)[None] < lengths[:, None])
+  _close(got[:2], want[:2])
+  _close(got[2], np.zeros_like(got[2]))
+  _close(_kernel(block_k=4, splits=1)(q, k, v, jnp.asarray(lengths))[2], np.zeros_like(got[2]))
+  # cross-attention with holes, a fully masked row and beams sharing memory rows
+  b, beams, s = 3, 2, 29
+  q, k, v = _qkv(b, beams, s, kv, g, seed=8)
+  mask = np.ones((b, s), bool)
+  mask[0, [0, 5, 28]] = False
+  mask[1, 13:] = False
+  mask[2] = False
+  _close(_kernel(beams=beams, block_k=4, splits=splits)(q, k, v, mask=jnp.asarray(mask)),
+         _reference(q, k, v, mask, beams))
+
+
+def test_splits_by_default_only_where_programs_are_few_and_the_cache_long():
+  from mqa_repro.kernels.decode_attention import auto_splits
+  assert auto_splits(1024 * 8, 128, 16) == 1      # the paper's batch: the single pass
+  assert auto_splits(8, 128, 16) == 1             # batch 1, a short cache: 8 blocks, too few to split
+  assert auto_splits(8, 1024, 16) == 8            # batch 1, multi-head, 1024 slots: 64 blocks / 8
+  assert auto_splits(1, 1024, 64) == 2            # multi-query: 16 blocks
+  assert auto_splits(64, 4096, 16) == 2           # 128 programs reached at P = 2
+  with pytest.raises(ValueError, match='splits = 0'):
+    decode_attention(*_qkv(1, 1, 8, 1, 4), splits=0)
+
+
 @pytest.mark.parametrize('kv,g,beams', [(4, 1, 3), (2, 2, 4), (1, 8, 1), (1, 8, 3)])
 def test_cross_attention_mask_and_beams_sharing_memory_rows(kv, g, beams):
   b, s = 4, 10
@@ -147,11 +187,13 @@ def test_bfloat16_in_and_out():
 
 
 @pytest.mark.skipif(jax.default_backend() != 'gpu', reason='compiled (Triton) kernel: GPU only')
-@pytest.mark.parametrize('kv,g,beams', [(1, 8, 1), (8, 1, 1), (1, 8, 4), (2, 4, 1)])
-def test_compiled_kernel_on_gpu(kv, g, beams):
-  """The paper's head shapes (H = V = 128), bf16, compiled: against attend() in float32."""
+@pytest.mark.parametrize('kv,g,beams,b,s', [(1, 8, 1, 64, 128), (8, 1, 1, 64, 128), (1, 8, 4, 64, 128),
+                                            (2, 4, 1, 64, 128), (8, 1, 1, 1, 1024), (1, 8, 1, 2, 1024)])
+def test_compiled_kernel_on_gpu(kv, g, beams, b, s):
+  """The paper's head shapes (H = V = 128), bf16, compiled: against attend() in float32; the last
+  two split their long caches (batch 1 and 2)."""
   rng = np.random.default_rng(6)
-  b, s, hd = 64, 128, 128
+  hd = 128
   q = jnp.asarray(rng.normal(size=(b * beams, kv, g, hd)) * hd ** -0.5, jnp.bfloat16)
   k, v = (jnp.asarray(rng.normal(size=(b, s, kv, hd)), jnp.bfloat16) for _ in range(2))
   lengths = jnp.asarray(rng.integers(1, s + 1, b), jnp.int32)

@@ -21,20 +21,28 @@ from mqa_repro.bench.timing import Budget, median_time
 COLD_BYTES = 256 << 20   # K/V the timed loop rotates over: several times any current GPU's L2
 
 # A case: (name, kv heads K, query heads per kv head G, beams W, memory rows B, slots S, live slots,
-# cross): self-attention reads `live` of S slots (a step halfway through T = 128), cross-attention
-# all S under a source mask; beam cases share one memory row among W hypotheses.
+# cross): self-attention reads `live` of S slots (a step halfway through T = 128, or through 1024 in
+# the long-cache cases of the LM at small batch), cross-attention all S under a source mask; beam
+# cases share one memory row among W hypotheses.
 KERNEL_CASES = {
-    'paper': [('mha self', 8, 1, 1, 1024, 128, 64, False), ('mha cross', 8, 1, 1, 1024, 128, 128, True),
+    'paper': [('mha self b1 S1024', 8, 1, 1, 1, 1024, 512, False),
+              ('mqa self b1 S1024', 1, 8, 1, 1, 1024, 512, False),
+              ('mha self b8 S1024', 8, 1, 1, 8, 1024, 512, False),
+              ('mha self', 8, 1, 1, 1024, 128, 64, False), ('mha cross', 8, 1, 1, 1024, 128, 128, True),
               ('mqa self', 1, 8, 1, 1024, 128, 64, False), ('mqa cross', 1, 8, 1, 1024, 128, 128, True),
               ('mha beam cross', 8, 1, 4, 256, 128, 128, True),
               ('mqa beam cross', 1, 8, 4, 256, 128, 128, True)],
     'tiny': [('mha self', 2, 1, 1, 4, 16, 8, False), ('mqa cross', 1, 2, 2, 2, 16, 16, True)]}
 
 
-def kernel_tunings(size: str, m: int) -> list[dict[str, Any]]:
-  """Pallas tunings to time for M = W·G query rows per kv head ({} = the kernel's defaults)."""
+def kernel_tunings(size: str, m: int, programs: int | None = None) -> list[dict[str, Any]]:
+  """Pallas tunings to time for M = W·G query rows per kv head ({} = the kernel's defaults); with
+  fewer `programs` (memory rows × kv heads) than the kernel's SPLIT_TARGET, the splits over S."""
   if size != 'paper':
     return [{}, dict(tensor_cores=True, block_k=8)]
+  from mqa_repro.kernels.decode_attention import SPLIT_TARGET
+  if programs is not None and programs < SPLIT_TARGET:
+    return [{}] + [dict(splits=p) for p in (1, 2, 4, 8, 16)]
   dots = [dict(tensor_cores=True, block_k=bk, num_warps=nw) for bk in (32, 64) for nw in (2, 4, 8)]
   # From M = 8 rows the CUDA-core path would hold [M, bk, H] in registers: far slower, so not timed
   # (results/notes/kernels.md).
@@ -85,7 +93,7 @@ def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20, rows: list
       return o.reshape(q.shape)
 
     impls = [('xla', None, xla)]
-    for t in kernel_tunings(size, w * g):
+    for t in kernel_tunings(size, w * g, b * kv):
       if cross:
         fn = lambda q, k, v, mask, t=t: decode_attention(q, k, v, mask=mask, beams=w, **t)
       else:
