@@ -166,7 +166,8 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
       'bleu_newstest2014', 'bleu_offline_test', 'p_bleu_newstest2014_vs_mha', 'p_bleu_offline_test_vs_mha',
       'greedy_decoder_us_per_token'], csv_rows)]
   plots = [p for p in (_plot_alpha(results / 'uptrain_alpha.png', runs, base, refs),
-                       _plot_latency(results / 'uptrain_latency.png', runs, base, latency, bench)) if p]
+                       _plot_latency(results / 'uptrain_latency.png', runs, base, latency, bench, refs))
+           if p]
   written += plots
   device = base.get('provenance', {}).get('device_kind', '?') if base else '?'
   md = ['# Uptraining: multi-head -> grouped-query / multi-query (Ainslie et al. 2023)', '',
@@ -179,10 +180,14 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
         f"baselines.", '',
         *md_table(header, table), '']
   if latency:
-    md += [f"Greedy decoder µs/token for each G (the paper's WMT dims, batch 1024; "
-           f"{bench.get('hardware', {}).get('device', '?')}): "
+    pt = bench['sweeps']['kv_heads'][0]
+    md += [f"Greedy decoder µs/token for each G (the bench's kv-heads sweep: the paper's WMT dims, random "
+           f"bf16 weights, batch {pt.get('batch', '?')}, a step at {pt.get('live', '?')} cached target "
+           f"positions, `--attention-impl {pt.get('attention_impl', '?')}`; "
+           f"{bench.get('hardware', {}).get('device', '?')}, `{bench_file}`): "
            + ', '.join(f'G={g}: {t:.2f}' for g, t in sorted(latency.items())), '']
-  md += [f'![quality against α]({p.name})' for p in plots]
+  captions = {'uptrain_alpha.png': 'quality against α', 'uptrain_latency.png': 'quality against decoder time'}
+  md += [f'![{captions[p.name]}]({p.name})' for p in plots]
   (results / 'uptrain.md').write_text('\n'.join(md) + '\n', encoding='utf-8')
   return [results / 'uptrain.md'] + written
 
@@ -231,7 +236,10 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None,
 
 
 def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict[int, float],
-                  bench: dict | None) -> Path | None:
+                  bench: dict | None,
+                  refs: dict[int, tuple[list[dict], list[quality.Stat]]] | None = None) -> Path | None:
+  """BLEU against the decoder's µs/token at each G: uptrained (mean init) and from-scratch runs, the
+  source, and (refs) the reproduction's from-scratch rows with their seed spread."""
   if not latency:
     return None
   plt = pyplot()
@@ -248,9 +256,18 @@ def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict
                color=variant_colour(f'g{g}'))
     ax.annotate(f"G={g} {'up' if r['variant']['kind'] == 'uptrained' else 'scratch'} α={a:g}",
                 (latency[g], v), fontsize=6, xytext=(3, 3), textcoords='offset points')
+  for g, (seeds, stats) in sorted((refs or {}).items()):
+    st = stats[2]
+    if g not in latency or st.mean is None:
+      continue
+    ax.errorbar(latency[g], st.mean, yerr=st.std or 0.0, fmt='D', mfc='none', capsize=3,
+                color=variant_colour(f'g{g}'))
+    ax.annotate(f'G={g} reproduction ({_seeds(len(seeds))})', (latency[g], st.mean), fontsize=6,
+                xytext=(3, -9), textcoords='offset points')
   if base is not None and 8 in latency:
     ax.scatter(latency[8], _value(base, metric[0], metric[1], metric[2]), color='black', marker='*', s=90)
-    ax.annotate('multi-head', (latency[8], _value(base, metric[0], metric[1], metric[2])), fontsize=7)
+    ax.annotate('multi-head source', (latency[8], _value(base, metric[0], metric[1], metric[2])),
+                fontsize=7, xytext=(-70, -12), textcoords='offset points')
   ax.set_xlabel(f"greedy decoder µs/token (paper dims, batch 1024, {(bench or {}).get('hardware', {}).get('device', '?')})")
   ax.set_ylabel(metric[3])
   device = device_text(bench)
