@@ -26,6 +26,7 @@ import ml_collections
 
 from mqa_repro import costs, tasks
 from mqa_repro.nn.decode_impl import IMPLS as ATTENTION_IMPLS
+from mqa_repro.nn.attention import TRAIN_IMPLS as TRAIN_ATTENTION_IMPLS
 DTYPES = ('float32', 'bfloat16', 'float16')
 OPTIMIZERS = ('adafactor', 'adamw')
 # config.train.prng_impl -> JAX's name for the implementation (jax.random.key(seed, impl=...)).
@@ -165,6 +166,8 @@ def _model_config(task: str, size: Size, row: Row, widen: bool = True) -> ml_col
   m.dtype = 'bfloat16'                              # activations; 'float32' for exact tests
   m.param_dtype = 'float32'
   m.attention_impl = 'xla'  # decode steps: 'xla' einsums (the reference) | 'pallas' | 'pallas_all'
+  # training / scoring attention: 'xla' einsums (the reference) | 'pallas' (fused, in-kernel dropout)
+  m.train_attention_impl = 'xla'
   # Baseline d_ff first, then widen this row to the parameter count of the table's multi-head row.
   m.d_ff = size.of('d_ff', task)
   if widen:
@@ -323,6 +326,9 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _number(c, 'model.norm_eps', low=0.0, low_open=True)
   _choice(c, 'model.dtype', DTYPES)
   _choice(c, 'model.param_dtype', DTYPES)
+  if m.get('train_attention_impl', 'xla') not in TRAIN_ATTENTION_IMPLS:   # absent in older runs' configs
+    raise ValueError(f"config.model.train_attention_impl must be one of {TRAIN_ATTENTION_IMPLS}, "
+                     f"got {m.train_attention_impl!r}")
   if m.get('attention_impl', 'xla') not in ATTENTION_IMPLS:
     raise ValueError(f"config.model.attention_impl must be one of {ATTENTION_IMPLS}, "
                      f"got {m.attention_impl!r}")

@@ -7,14 +7,16 @@
 #      in the GPU image): MHA / MQA / GQA, batch 1, 8, 64, 1024; 128 and 1024 new tokens.
 #   3. The decode-attention microbenchmark (XLA against the kernel's tunings, K/V past L2).
 #   4. The sweeps (length, batch, kv heads).
-#   5. lm_profile: our LM's greedy step traced (multi-head and multi-query, batch 1 and 1024, 128 and
+#   5. train_fused: Table 2's training step with the fused attention kernel
+#      (--config.model.train_attention_impl=pallas), into OUT/train_fused.json (a setting of its own).
+#   6. lm_profile: our LM's greedy step traced (multi-head and multi-query, batch 1 and 1024, 128 and
 #      1024 new tokens): where a step's device time goes and how busy the device is, into
 #      OUT/lm_profile.json (its own file: a setting of its own; traces stay on the machine).
 # All parts fill OUT/bench.json (bench --resume keeps the parts a command does not measure); copy it
 # to results/h200/bench.json, where `mqa-repro tables` and the README read it. OUT starts empty on
 # every call: to go on from an earlier call, bring its bench.json with the working tree and name it
 # in FROM (e.g. FROM=results/h200/bench.json); its finished parts are kept, not measured again.
-# usage: scripts/h200_bench.sh OUT [PARTS]   PARTS: any of table2,lm,kernels,sweeps,lm_profile
+# usage: scripts/h200_bench.sh OUT [PARTS]   PARTS: any of table2,lm,kernels,sweeps,train_fused,lm_profile
 #        (default: the first four)
 # Wheels (.gpu/whl: ml_collections) travel with `carry`; SIZE=tiny runs the same steps on a CPU.
 set -u
@@ -40,6 +42,8 @@ case ,$parts, in *,lm,*) bench lm_decode --parts lm_decode --peers hf,torch \
   --attention-impl pallas ${LM_ARGS:-} ;; esac
 case ,$parts, in *,kernels,*) bench kernels --kernels ;; esac
 case ,$parts, in *,sweeps,*) bench sweeps --sweeps-only --variants mha,mqa --attention-impl pallas ;; esac
+case ,$parts, in *,train_fused,*) bench train_fused --variants mha,mqa --parts train --no-sweeps \
+  --config.model.train_attention_impl=pallas --out $out/train_fused.json ;; esac
 case ,$parts, in *,lm_profile,*) bench lm_profile --parts lm_decode --peers '' --lm-variants mha,mqa \
   --lm-batches 1,1024 --lm-new-tokens 128,1024 --lm-repeats 1 --profile /tmp/lm_trace \
   --attention-impl pallas --out $out/lm_profile.json ;; esac

@@ -33,6 +33,9 @@ import jax.numpy as jnp
 from mqa_repro.nn import decode_impl, kv_cache
 
 Array = jax.Array
+# The parallel path (training, scoring): XLA's einsums (the reference) or the fused Pallas kernel
+# (kernels/flash_attention.py: the [T, S] probabilities never reach memory; its own dropout bits).
+TRAIN_IMPLS = ('xla', 'pallas')
 _NEG = -1e30  # masked logit: exp underflows to exactly 0 in float32, and a fully masked row stays finite
 
 
@@ -81,12 +84,15 @@ class Attention(nn.Module):
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   impl: str = 'xla'         # decode steps' attention code (decode_impl.IMPLS)
+  train_impl: str = 'xla'   # the parallel path's (TRAIN_IMPLS)
 
   def setup(self):
     n, k, d = self.num_heads, self.num_kv_heads, self.d_model
     if n % k:
       raise ValueError(f"num_heads ({n}) must be divisible by num_kv_heads ({k})")
     decode_impl.check(self.impl)
+    if self.train_impl not in TRAIN_IMPLS:
+      raise ValueError(f'train_impl must be one of {TRAIN_IMPLS}, got {self.train_impl!r}')
     part = nn.with_logical_partitioning
     self.query = self.param('query', part(_dense_init(d), ('embed', 'heads', 'qk_dim')),
                             (d, n, self.qk_dim), self.param_dtype)       # [D, N, H]
@@ -141,8 +147,23 @@ class Attention(nn.Module):
       lc = local_causal_mask(t, s, self.window, self.causal)
       if lc is not None:
         full = lc if full is None else full & lc
-    o = attend(q, k, v, full, dropout=self.dropout, deterministic=deterministic)
+    if self.train_impl == 'pallas':
+      o = self._fused(q, k, v, full, deterministic)
+    else:
+      o = attend(q, k, v, full, dropout=self.dropout, deterministic=deterministic)
     return self._output(o)
+
+  def _fused(self, q: Array, k: Array, v: Array, mask: Array | None, deterministic: bool) -> Array:
+    """attend() through kernels/flash_attention.py: q [B, 1, T, K, G, H], mask broadcastable to
+    [B, 1, 1, 1, T, S] -> [B, 1, T, K, G, V]."""
+    from mqa_repro.kernels.flash_attention import flash_attention
+    b, _, t, kh, g, hd = q.shape
+    s = k.shape[1]
+    mask3 = None if mask is None else jnp.broadcast_to(mask, (b, 1, 1, 1, t, s))[:, 0, 0, 0]
+    rate = 0.0 if deterministic else self.dropout_rate
+    seed = jax.random.bits(self.make_rng('dropout'), dtype=jnp.uint32) if rate else 0
+    o = flash_attention(q.reshape(b, t, kh * g, hd), k, v, mask3, rate=rate, seed=seed)
+    return o.reshape(b, 1, t, kh, g, -1)
 
   # --- incremental path (decoding) ---------------------------------------------------------------
 

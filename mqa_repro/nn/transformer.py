@@ -54,6 +54,7 @@ class ModelSpec:
   dtype: str = 'float32'
   param_dtype: str = 'float32'
   attention_impl: str = 'xla'   # decode steps: 'xla' | 'pallas' | 'pallas_all' (decode_impl.IMPLS)
+  train_attention_impl: str = 'xla'   # the parallel path: 'xla' | 'pallas' (attention.TRAIN_IMPLS)
   # The dtype translate_batch / continue_batch run the model in (config.decode.dtype); '' = dtype.
   # Training and scoring never read it (decoding.batch.decode_model).
   decode_dtype: str = ''
@@ -134,7 +135,8 @@ class Layer(nn.Module):
     s, dt = self.spec, self.spec.compute_dtype
     common = dict(d_model=s.d_model, num_heads=s.num_heads, num_kv_heads=s.num_kv_heads,
                   qk_dim=s.qk_dim, v_dim=s.v_dim, dropout_rate=s.attention_dropout_rate, dtype=dt,
-                  param_dtype=s.params_dtype, impl=s.attention_impl)
+                  param_dtype=s.params_dtype, impl=s.attention_impl,
+                  train_impl=s.train_attention_impl)
     # Local attention applies to decoder self-attention only (the paper's "local" rows).
     self.self_attn = Attention(causal=self.causal, window=s.window if self.causal else None, **common)
     self.norm_self = RMSNorm(s.norm_eps, dt)
