@@ -266,3 +266,21 @@ def test_merging_benchmark_records_adds_what_is_missing_with_its_run():
     merge(into, {**source, 'kernels': [{'case': 'x'}]}, 'd.json')
   with pytest.raises(ValueError, match='e.json: not a benchmark record'):
     merge(into, {'table2': []}, 'e.json')
+
+
+def test_tables_set_fused_training_beside_the_einsums_and_say_where_an_lm_step_goes():
+  gpu = {'hardware': {'device': 'NVIDIA H200', 'platform': 'gpu'}, 'provenance': {'platform': 'gpu'}}
+  bench_rec = {**gpu, 'table2': [{'variant': 'mha', 'train_us_per_token': 4.0,
+                                  'train_mfu_vs_datasheet': 0.32}]}
+  fused = {**gpu, 'table2': [{'variant': 'mha', 'train_us_per_token': 3.0, 'train_mfu_vs_datasheet': 0.43}]}
+  [line] = speed.train_fused_lines(bench_rec, fused)
+  assert "mha 3.00 µs/token (43% MFU) against the einsums' 4.00 (32%)" in line and 'CPU' not in line
+  assert speed.train_fused_lines(bench_rec, None) == []
+  prof = {'device_us_per_step': 80.0, 'device_busy_fraction': 0.25,
+          'categories': {'matmul': {'us_per_step': 50.0}, 'attention kernel': {'us_per_step': 20.0},
+                         'copy/memset': {'us_per_step': 6.0}, 'other': {'us_per_step': 4.0}}}
+  record = {**gpu, 'lm_decode': {'points': [{'variant': 'mqa', 'new_tokens': 128, 'batch': 1,
+                                              'ms_per_step': 0.32, 'profile': prof}]}}
+  md = '\n'.join(speed.lm_profile_table(record))
+  assert '| mqa | 128 | 1 | 320 | 80.0 | 25% | matmul 50.0; attention kernel 20.0; copy/memset 6.00 |' in md
+  assert speed.lm_profile_table({'lm_decode': {'points': [{'variant': 'mqa'}]}}) == []

@@ -317,6 +317,55 @@ def lm_decode_table(bench: dict) -> list[str]:
   return lines + [''] + md_table(header, rows) + ['']
 
 
+TRAIN_FUSED = 'train_fused.json'   # scripts/h200_bench.sh train_fused: training on the fused kernel
+LM_PROFILE = 'lm_profile.json'     # scripts/h200_bench.sh lm_profile: our LM step traced
+
+
+def train_fused_lines(bench: dict, fused: dict | None) -> list[str]:
+  """Table 2's training step on the fused attention kernel (--config.model.train_attention_impl=pallas)
+  beside the einsums' (bench.json's rows); [] without a fused record."""
+  rows = [r for r in (fused or {}).get('table2', []) if r.get('train_us_per_token')]
+  if not rows:
+    return []
+  einsums = {r['variant']: r for r in bench.get('table2', []) if r.get('train_us_per_token')}
+  cells = []
+  for r in rows:
+    mfu = r.get('train_mfu_vs_datasheet')
+    text = (f"{r['variant']} {fmt_sig(r['train_us_per_token'])} µs/token"
+            + (f" ({mfu:.0%} MFU)" if mfu else ''))
+    e = einsums.get(r['variant'])
+    if e:
+      emfu = e.get('train_mfu_vs_datasheet')
+      text += (f" against the einsums' {fmt_sig(e['train_us_per_token'])}"
+               + (f" ({emfu:.0%})" if emfu else ''))
+    cells.append(text)
+  return [f"- **Training on the fused attention kernel** (`{TRAIN_FUSED}`, "
+          f"`--config.model.train_attention_impl=pallas`, {device_text(fused)}): " + '; '.join(cells) + '.'
+          + ('' if on_accelerator(fused) else ' ' + CPU_NOTE)]
+
+
+def lm_profile_table(profile: dict | None, top: int = 3) -> list[str]:
+  """Where our LM's greedy step spends device time (`bench --parts lm_decode --profile`); [] without."""
+  points = [p for p in ((profile or {}).get('lm_decode') or {}).get('points', []) if p.get('profile')]
+  if not points:
+    return []
+  rows = []
+  for p in sorted(points, key=lambda p: (p['new_tokens'], p['variant'], p['batch'])):
+    prof = p['profile']
+    busy = prof.get('device_busy_fraction')
+    rows.append([p['variant'], str(p['new_tokens']), str(p['batch']), fmt_sig(p['ms_per_step'] * 1e3),
+                 fmt_sig(prof['device_us_per_step']), f'{busy:.0%}' if busy is not None else '–',
+                 '; '.join(f"{c} {fmt_sig(x['us_per_step'])}"
+                           for c, x in list(prof['categories'].items())[:top])])
+  return (['### Where an LM decoding step goes (`mqa-repro bench --parts lm_decode --profile`)', '',
+           f"- Ours, {device_text(profile)}, from `{LM_PROFILE}`: a traced generation's device time per "
+           'step summed per kind of kernel; "device busy" is that sum over the traced wall time per '
+           'step (the rest: launches and host work between kernels; tracing adds some).'] +
+          ([] if on_accelerator(profile) else ['- ' + CPU_NOTE]) + [''] +
+          md_table(['variant', 'N', 'batch', 'µs per step (timed)', 'device µs per step', 'device busy',
+                    f'top {top} kinds of kernel, µs per step'], rows) + [''])
+
+
 # --------------------------------------------------------------------------------------------------
 # Plots.
 
