@@ -130,3 +130,18 @@ def test_compiled_kernel_on_gpu(n, kh):
   for name, g, w in zip('qkv', got, want):
     scale = float(jnp.max(jnp.abs(w)))
     np.testing.assert_allclose(g.astype(jnp.float32) / scale, w / scale, atol=5e-2, err_msg=f'd{name}')
+
+
+@pytest.mark.skipif(tuple(__import__('jax._src.lib', fromlist=['version']).version) > (0, 10, 2),
+                    reason='newer jaxlib compiles Triton to PTX while lowering, which needs a GPU')
+def test_forward_and_backward_lower_to_triton_ir_without_a_gpu():
+  """The paper's shapes (T = S = 256, H = V = 128, bf16), multi-query, with dropout: all three
+  kernels go through the Pallas -> Triton IR lowering on this CPU machine."""
+  q = jax.ShapeDtypeStruct((2, 256, 8, 128), jnp.bfloat16)
+  k = jax.ShapeDtypeStruct((2, 256, 1, 128), jnp.bfloat16)
+  m = jax.ShapeDtypeStruct((2, 256, 256), jnp.bool_)
+  f = lambda q, k, v, m: flash_attention(q, k, v, m, rate=0.1, seed=3, interpret=False)  # noqa: E731
+  grad = jax.jit(jax.grad(lambda *a: f(*a).astype(jnp.float32).sum(), (0, 1, 2)))
+  text = grad.trace(q, k, k, m).lower(lowering_platforms=('cuda',)).as_text()
+  for kernel in ('fwd', 'dq', 'dkv'):
+    assert f'mqa_flash_attention_{kernel}' in text, kernel

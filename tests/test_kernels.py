@@ -223,6 +223,20 @@ def test_lowers_to_triton_ir_without_a_gpu(kv, g, beams):
   assert 'triton' in text and 'mqa_decode_attention' in text
 
 
+@pytest.mark.skipif(_jaxlib_version() > (0, 10, 2),
+                    reason='newer jaxlib compiles Triton to PTX while lowering, which needs a GPU')
+@pytest.mark.parametrize('kv,g', [(8, 1), (1, 8)])
+def test_split_cache_lowers_to_triton_ir_without_a_gpu(kv, g):
+  """Batch 1 over a 1024-slot cache: the split kernel (program id over P, partial outputs) lowers."""
+  from mqa_repro.kernels.decode_attention import auto_splits
+  assert auto_splits(kv, 1024, 16 if g == 1 else 64) > 1
+  q = jax.ShapeDtypeStruct((1, kv, g, 128), jnp.bfloat16)
+  k = jax.ShapeDtypeStruct((1, 1024, kv, 128), jnp.bfloat16)
+  fn = jax.jit(lambda q, k, v: decode_attention(q, k, v, length=700, interpret=False))
+  text = fn.trace(q, k, k).lower(lowering_platforms=('cuda',)).as_text()
+  assert 'triton' in text and 'mqa_decode_attention' in text
+
+
 def test_on_a_tpu_the_kernels_name_the_config_field_that_turns_them_off(monkeypatch):
   from mqa_repro.kernels import beam_reorder
   monkeypatch.setattr(jax, 'default_backend', lambda: 'tpu')
