@@ -133,3 +133,13 @@ def test_merged_environment_records_keep_every_id_newest_on_top(tmp_path):
   merge_environment(tmp_path, old)   # again: no duplicate
   env = json.loads((tmp_path / 'environment.json').read_text())
   assert env['id'] == 'b' and [e['id'] for e in env['previous']] == ['a']
+
+
+def test_a_malformed_results_file_is_an_error_naming_it_not_an_absent_one(tmp_path):
+  assert records.read_json(tmp_path / 'none.json') is None
+  (tmp_path / 'cut.json').write_text('{"runs": [')
+  with pytest.raises(ValueError, match='cut.json: not a readable JSON file'):
+    records.read_json(tmp_path / 'cut.json')
+  (tmp_path / 'list.json').write_text('[1, 2]')
+  with pytest.raises(ValueError, match='list.json: holds a JSON list'):
+    records.read_json(tmp_path / 'list.json')

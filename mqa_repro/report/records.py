@@ -161,13 +161,18 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike | None) -> dict[str, Any] | None:
-  """The JSON object at `path`, or None when there is no (readable) file."""
+  """The JSON object at `path`, or None when there is no such file. A file that is there but not a
+  JSON object raises ValueError naming it: treating it as absent would let the next write replace
+  what it held (a resumed benchmark, a run history)."""
   if not path or not Path(path).is_file():
     return None
   try:
-    return json.loads(Path(path).read_text(encoding='utf-8'))
-  except (OSError, json.JSONDecodeError):
-    return None
+    obj = json.loads(Path(path).read_text(encoding='utf-8'))
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ValueError(f'{path}: not a readable JSON file ({e}); repair or move it') from None
+  if not isinstance(obj, dict):
+    raise ValueError(f'{path}: holds a JSON {type(obj).__name__}, not an object; repair or move it')
+  return obj
 
 
 def _with_provenance(record: dict[str, Any]) -> dict[str, Any]:
