@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The speed benchmark on one H200 in one call (issue: speed against the physical limit), each part
 # resumable: rerun the same command on a later call and it measures only what is missing.
+#   0. gputests: the kernels' compiled-on-GPU tests (decode attention incl. the split cache, the fused
+#      training attention), OUT/gputests.log; worth running first after a kernel changed.
 #   1. Table 2 at the paper's WMT dims, Pallas kernels: ceilings (random data, past L2, datasheet),
 #      greedy / beam-4 decoder and training for the four rows of the paper's Table 2 (VARIANTS).
 #   2. LM decoding beside HF transformers and a compiled PyTorch decoder (torch and transformers are
@@ -16,8 +18,8 @@
 # to results/h200/bench.json, where `mqa-repro tables` and the README read it. OUT starts empty on
 # every call: to go on from an earlier call, bring its bench.json with the working tree and name it
 # in FROM (e.g. FROM=results/h200/bench.json); its finished parts are kept, not measured again.
-# usage: scripts/h200_bench.sh OUT [PARTS]   PARTS: any of table2,lm,kernels,sweeps,train_fused,lm_profile
-#        (default: the first four)
+# usage: scripts/h200_bench.sh OUT [PARTS]   PARTS: any of gputests,table2,lm,kernels,sweeps,train_fused,
+#        lm_profile (default: table2,lm,kernels,sweeps)
 # Wheels (.gpu/whl: ml_collections) travel with `carry`; SIZE=tiny runs the same steps on a CPU.
 set -u
 out=${1:?OUT}; parts=${2:-table2,lm,kernels,sweeps}
@@ -37,6 +39,9 @@ bench() {  # NAME ARGS...: one part, cut at the call's end
     --out $out/bench.json "$@" 2>&1 | grep --line-buffered -v '^ *$' >> $out/bench.log
   echo "$name exit ${PIPESTATUS[0]}" >> $out/bench.log
 }
+case ,$parts, in *,gputests,*)
+  timeout $(left) python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_flash_attention.py \
+    -k gpu > $out/gputests.log 2>&1; echo "gputests exit $?" >> $out/bench.log; tail -3 $out/gputests.log ;; esac
 case ,$parts, in *,table2,*) bench table2 --variants $variants --no-sweeps --attention-impl pallas ;; esac
 case ,$parts, in *,lm,*) bench lm_decode --parts lm_decode --peers hf,torch \
   --attention-impl pallas ${LM_ARGS:-} ;; esac
