@@ -10,7 +10,8 @@
 #   3. The decode-attention microbenchmark (XLA against the kernel's tunings, K/V past L2).
 #   4. The sweeps (length, batch, kv heads).
 #   5. train_fused: Table 2's training step with the fused attention kernel
-#      (--config.model.train_attention_impl=pallas), into OUT/train_fused.json (a setting of its own).
+#      (--config.model.train_attention_impl=pallas), profiled, into OUT/train_fused.json (a setting of
+#      its own; the profile: where the step goes with the kernel).
 #   6. lm_profile: our LM's greedy step traced (multi-head and multi-query, batch 1 and 1024, 128 and
 #      1024 new tokens): where a step's device time goes and how busy the device is, into
 #      OUT/lm_profile.json (its own file: a setting of its own; traces stay on the machine).
@@ -48,7 +49,7 @@ case ,$parts, in *,lm,*) bench lm_decode --parts lm_decode --peers hf,torch \
 case ,$parts, in *,kernels,*) bench kernels --kernels ;; esac
 case ,$parts, in *,sweeps,*) bench sweeps --sweeps-only --variants mha,mqa --attention-impl pallas ;; esac
 case ,$parts, in *,train_fused,*) bench train_fused --variants mha,mqa --parts train --no-sweeps \
-  --config.model.train_attention_impl=pallas --out $out/train_fused.json ;; esac
+  --config.model.train_attention_impl=pallas --profile /tmp/train_trace --out $out/train_fused.json ;; esac
 case ,$parts, in *,lm_profile,*) bench lm_profile --parts lm_decode --peers '' --lm-variants mha,mqa \
   --lm-batches 1,1024 --lm-new-tokens 128,1024 --lm-repeats 1 --profile /tmp/lm_trace \
   --attention-impl pallas --out $out/lm_profile.json ;; esac
