@@ -284,3 +284,12 @@ def test_tables_set_fused_training_beside_the_einsums_and_say_where_an_lm_step_g
   md = '\n'.join(speed.lm_profile_table(record))
   assert '| mqa | 128 | 1 | 320 | 80.0 | 25% | matmul 50.0; attention kernel 20.0; copy/memset 6.00 |' in md
   assert speed.lm_profile_table({'lm_decode': {'points': [{'variant': 'mqa'}]}}) == []
+
+
+def test_resuming_a_malformed_file_names_it_before_measuring_anything(tmp_path, capsys):
+  out = tmp_path / 'bench.json'
+  out.write_text('{"table2": [')
+  with pytest.raises(SystemExit):
+    cli.main(['bench', '--size', 'tiny', '--kernels', '--resume', '--out', str(out)])
+  assert f'--out: {out}: not a readable JSON file' in capsys.readouterr().err
+  assert out.read_text() == '{"table2": ['   # left as it was
