@@ -80,3 +80,19 @@ def test_runs_converted_from_another_training_of_the_source_are_refused(tmp_path
   uptrain.load(write_results(tmp_path / 'ok', [own, same]), tmp_path)
   with pytest.raises(ValueError, match=r"wmt_uptrain_g2_mean_a0.05 were not converted from the wmt_mha_gpu"):
     uptrain.load(write_results(tmp_path / 'mixed', [own, same, other]), tmp_path)
+
+
+def test_decoder_time_per_g_prefers_whole_greedy_decodes_to_the_sweep():
+  from mqa_repro.report.uptrain import latency_by_g
+  sweep = {'kv_heads': [{'x': g, 'us_per_token': t, 'batch': 1024, 'live': 64, 'attention_impl': 'pallas'}
+                        for g, t in ((1, 1.0), (8, 2.0))]}
+  bench = {'hardware': {'device': 'NVIDIA H200'}, 'sweeps': sweep,
+           'table2': [{'variant': 'mha', 'g': 8, 'greedy_decoder_us_per_token': 2.2}]}
+  latency, source = latency_by_g(bench)          # one Table 2 row is not a comparison: the sweep
+  assert latency == {1: 1.0, 8: 2.0} and 'kv-heads sweep' in source and '64 cached' in source
+  bench['table2'] += [{'variant': 'mqa', 'g': 1, 'greedy_decoder_us_per_token': 0.9},
+                      {'variant': 'mqa_local', 'g': 1, 'greedy_decoder_us_per_token': 0.5}]
+  bench['setting'] = {'batch': 1024, 'source_len': 128, 'attention_impl': 'pallas'}
+  latency, source = latency_by_g(bench)
+  assert latency == {8: 2.2, 1: 0.9} and "Table 2's greedy decoder" in source and 'NVIDIA H200' in source
+  assert latency_by_g(None) == ({}, '')

@@ -72,7 +72,9 @@ def build_parser() -> Parser:
                             'model.attention_dropout_rate=0.0 to measure what a piece of the step '
                             'costs; recorded in the row)')
   parser.add_argument('--size', default='paper', choices=sorted(SETTINGS))
-  parser.add_argument('--variants', default=','.join(VARIANTS), help='Table 2 rows')
+  parser.add_argument('--variants', default=','.join(VARIANTS),
+                      help="Table 2 rows (default: the paper's four); any row of Table 1 too, e.g. "
+                           'gqa2,gqa4 for the decoder time at each number of kv heads')
   parser.add_argument('--no-sweeps', action='store_true')
   parser.add_argument('--sweeps-only', action='store_true', help='skip Table 2, run the sweeps')
   parser.add_argument('--profile', default=None,
@@ -130,7 +132,7 @@ def main(argv: Sequence[str]) -> int:
   points = {key: _ints(parser, flag, getattr(args, key)) for flag, key in
             (('--lengths', 'length'), ('--batches', 'batch'), ('--kv-heads', 'kv_heads'))}
   points = {k: v for k, v in points.items() if v is not None}
-  variants = _names(parser, '--variants', args.variants, VARIANTS)
+  variants = _names(parser, '--variants', args.variants, cfg.ROWS['translate'])
   parts = _names(parser, '--parts', args.parts, PARTS + ('lm_decode',))
   lm_only = parts == ['lm_decode']
   lm = None
