@@ -286,10 +286,14 @@ def test_tables_set_fused_training_beside_the_einsums_and_say_where_an_lm_step_g
   assert speed.lm_profile_table({'lm_decode': {'points': [{'variant': 'mqa'}]}}) == []
 
 
-def test_resuming_a_malformed_file_names_it_before_measuring_anything(tmp_path, capsys):
+def test_resuming_a_malformed_file_names_it_before_measuring_anything(tmp_path, monkeypatch):
+  from mqa_repro.bench import suite
+
+  def probed(*a, **k):
+    raise AssertionError('the ceilings were probed first')
+  monkeypatch.setattr(suite, 'measure_hardware', probed)
   out = tmp_path / 'bench.json'
   out.write_text('{"table2": [')
-  with pytest.raises(SystemExit):
+  with pytest.raises(ValueError, match=f'{out}: not a readable JSON file'):
     cli.main(['bench', '--size', 'tiny', '--kernels', '--resume', '--out', str(out)])
-  assert f'--out: {out}: not a readable JSON file' in capsys.readouterr().err
   assert out.read_text() == '{"table2": ['   # left as it was

@@ -52,6 +52,11 @@ def kernel_tunings(size: str, m: int, programs: int | None = None) -> list[dict[
                  for bk in (16, 32, 64) for nw in (1, 2, 4)] + dots[:4]
 
 
+def timing_key(row: dict[str, Any]) -> tuple:
+  """What identifies a kernel timing in a file (resume and merge skip one already there)."""
+  return row['case'], row['impl'], json.dumps(row.get('tuning'), sort_keys=True)
+
+
 def kv_copies(cold_bytes: int, rows: int, slots: int, kv_heads: int, head_dim: int) -> int:
   """How many copies of a bfloat16 K/V cache [rows, slots, kv_heads, head_dim] (K and V) hold at
   least `cold_bytes` together (at least one)."""
@@ -75,7 +80,7 @@ def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20, rows: list
     cold_bytes = COLD_BYTES if size == 'paper' else 0
   rows = [] if rows is None else rows
   budget = budget or Budget(None)
-  done = {(r['case'], r['impl'], json.dumps(r['tuning'], sort_keys=True)) for r in rows}
+  done = {timing_key(r) for r in rows}
   for name, kv, g, w, b, slots, live, cross in KERNEL_CASES[size]:
     kq, kk, kvv = jax.random.split(jax.random.PRNGKey(0), 3)
     q = (jax.random.normal(kq, (b * w, kv, g, hd)) * hd ** -0.5).astype(jnp.bfloat16)
@@ -100,7 +105,7 @@ def kernel_bench(size: str, hw: dict[str, Any], log, loops: int = 20, rows: list
         fn = lambda q, k, v, mask, t=t: decode_attention(q, k, v, length=live, beams=w, **t)
       impls.append(('pallas', t, fn))
     for impl, tuning, fn in impls:
-      if (name, impl, json.dumps(tuning, sort_keys=True)) in done:
+      if timing_key({'case': name, 'impl': impl, 'tuning': tuning}) in done:
         continue
       if not budget.allows('kernel'):
         log(f'bench: kernels: {budget.stopped}')

@@ -123,7 +123,8 @@ def point_costs(spec: mdl.ModelSpec, batch: int, new_tokens: int, seconds: float
           'ceilings': {'GBps': bw / 1e9, 'TFLOPs': peak / 1e12}}
 
 
-def _key(p: dict[str, Any]) -> tuple:
+def point_key(p: dict[str, Any]) -> tuple:
+  """What identifies an LM decoding point in a file (resume and merge skip one already there)."""
   return (p['system'], p.get('attention_impl'), p['variant'], p['batch'], p['new_tokens'])
 
 
@@ -180,7 +181,7 @@ def run_lm_decode(size: str, hw: dict[str, Any], opts: LmDecodeOptions, log: Cal
   for p in opts.peers:
     if not peer_status[p]['available']:
       log(f"bench: lm_decode peer {p}: {peer_status[p]['note']}")
-  done = {_key(p) for p in points}
+  done = {point_key(p) for p in points}
   for n in opts.new_tokens:
     for variant in opts.variants:
       spec = lm_spec(variant, size, n, opts.attention_impl)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mqa_repro.bench.kernels import timing_key
+from mqa_repro.bench.lm_decode import point_key as lm_point_key
 from mqa_repro.bench.lm_decode import ratios
+from mqa_repro.bench.sweeps import point_key
 
 RUN_ID = ('command', 'date_utc')   # a run is the same run in two files when these agree
 
@@ -26,13 +29,14 @@ def _run_index(runs: list[dict], run: dict) -> int:
 
 
 def _key(part: str, row: dict, kind: str = '') -> tuple:
+  """The key each part's own resume uses."""
   if part == 'table2':
     return (row['variant'],)
   if part == 'kernels':
-    return (row['case'], row['impl'], json.dumps(row.get('tuning'), sort_keys=True))
+    return timing_key(row)
   if part == 'sweeps':
-    return (kind, row['variant'], row['x'], row.get('attention_impl'))
-  return (row['system'], row.get('attention_impl'), row['variant'], row['batch'], row['new_tokens'])
+    return point_key(kind, row)
+  return lm_point_key(row)
 
 
 def merge(into: dict[str, Any], source: dict[str, Any], name: str) -> list[str]:

@@ -44,6 +44,11 @@ def time_steps(model, params, batch: int, source_len: int, live: int, steps: int
   return median_time(run, params, memory, repeats=3) / steps
 
 
+def point_key(kind: str, p: dict[str, Any]) -> tuple:
+  """What identifies a point of sweep `kind` in a file (resume and merge skip one already there)."""
+  return kind, p['variant'], p['x'], p.get('attention_impl')
+
+
 def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
           out: dict[str, list] | None = None, save: Callable[[], None] = lambda: None,
           points: dict[str, list[int]] | None = None, attention_impl: str = 'xla',
@@ -60,13 +65,14 @@ def sweep(size: str, hw: dict[str, Any], variants: Sequence[str], log,
       raise ValueError(f'--out holds {kind} sweep points measured with --attention-impl '
                        f'{sorted(other)[0]}, not {attention_impl}; choose another --out, or run '
                        'without --resume to replace them')
-  done = {(kind, p['variant'], p['x']) for kind, kept in out.items() for p in kept}
+  done = {point_key(kind, p) for kind, kept in out.items() for p in kept}
 
   last: dict[str, Any] = {}  # the previous point's params, reused while the spec is unchanged
   timed: dict[tuple, float] = {}
 
   def point(kind, variant, x, spec, batch, live):
-    if (kind, variant, x) in done or not budget.allows('sweep'):
+    key = point_key(kind, {'variant': variant, 'x': x, 'attention_impl': attention_impl})
+    if key in done or not budget.allows('sweep'):
       return
     start = time.perf_counter()
     model = mdl.Transformer(spec)

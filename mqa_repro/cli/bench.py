@@ -27,7 +27,6 @@ from mqa_repro.bench.peers import PEERS
 from mqa_repro.bench.suite import run_benchmark
 from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS
 from mqa_repro.cli.common import Parser
-from mqa_repro.report.records import read_json
 
 
 def _ints(parser: Parser, flag: str, value: str | None) -> list[int] | None:
@@ -155,11 +154,6 @@ def main(argv: Sequence[str]) -> int:
     parser.error(str(e))
   import jax
   out = args.out or f"results/{'gpu' if jax.devices()[0].platform == 'gpu' else 'cpu'}/bench.json"
-  if args.resume:   # a malformed file to resume stops here, before the ceilings are probed
-    try:
-      read_json(out)
-    except ValueError as e:
-      parser.error(f'--out: {e}')
   run_benchmark(args.size, variants, not (args.no_sweeps or args.kernels or lm_only), out, argv,
                 table2=not (args.sweeps_only or args.kernels or lm_only), profile_dir=args.profile,
                 parts=parts, kernels=args.kernels, sweep_points=points, train_overrides=overrides,

@@ -62,6 +62,12 @@ def _keep(seed: Array, head: Array, rows: Array, cols: Array, t: int, s: int, ra
   return lax.shift_right_logical(bits, jnp.uint32(8)).astype(jnp.int32) >= int(rate * (1 << 24))
 
 
+def _dropped(x: Array, seed: Array, head: Array, rows: Array, cols: Array, t: int, s: int,
+             rate: float) -> Array:
+  """x [rows, cols] with the dropout of those elements applied: kept ones scaled by 1 / (1 - rate)."""
+  return jnp.where(_keep(seed, head, rows, cols, t, s, rate), x * (1.0 / (1.0 - rate)), 0.0)
+
+
 def dropout_keep(seed: Array, b: int, n: int, t: int, s: int, rate: float) -> Array:
   """The kernels' keep bits for every element, [B, N, T, S] (for references and tests)."""
   heads = jnp.arange(b * n, dtype=jnp.uint32).reshape(b, n)
@@ -88,7 +94,6 @@ def _fwd_kernel(seed_ref, q_ref, k_ref, v_ref, mask_ref, o_ref, m_ref, l_ref, *,
   q = q_ref[...]                                                   # [bq, H]
   bq, vd = q.shape[0], v_ref.shape[-1]
   rows = i * bq + lax.broadcasted_iota(jnp.int32, (bq,), 0)
-  scale = 1.0 / (1.0 - rate) if rate else 1.0
 
   def body(j, carry):
     m, l, acc = carry
@@ -102,7 +107,7 @@ def _fwd_kernel(seed_ref, q_ref, k_ref, v_ref, mask_ref, o_ref, m_ref, l_ref, *,
     l_new = alpha * l + jnp.sum(p, axis=-1)
     if rate:
       cols = j * bk + lax.broadcasted_iota(jnp.int32, (bk,), 0)
-      p = jnp.where(_keep(seed_ref[0], b * heads + n, rows, cols, t, s, rate), p * scale, 0.0)
+      p = _dropped(p, seed_ref[0], b * heads + n, rows, cols, t, s, rate)
     pv = lax.dot_general(p.astype(vb.dtype), vb, (((1,), (0,)), ((), ())),
                          preferred_element_type=jnp.float32)       # 'TS,SV->TV'
     return m_new, l_new, alpha[:, None] * acc + pv
@@ -136,7 +141,6 @@ def _dq_kernel(seed_ref, q_ref, k_ref, v_ref, mask_ref, do_ref, m_ref, l_ref, d_
   m, l, d = m_ref[...], l_ref[...], d_ref[...]                     # [bq] each
   bq = q.shape[0]
   rows = i * bq + lax.broadcasted_iota(jnp.int32, (bq,), 0)
-  scale = 1.0 / (1.0 - rate) if rate else 1.0
 
   def body(j, dq):
     kb = k_ref[pl.ds(j * bk, bk), :]
@@ -145,7 +149,7 @@ def _dq_kernel(seed_ref, q_ref, k_ref, v_ref, mask_ref, do_ref, m_ref, l_ref, d_
     dp = lax.dot_general(do, vb, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
     if rate:                                                       # 'TV,SV->TS'
       cols = j * bk + lax.broadcasted_iota(jnp.int32, (bk,), 0)
-      dp = jnp.where(_keep(seed_ref[0], b * heads + n, rows, cols, t, s, rate), dp * scale, 0.0)
+      dp = _dropped(dp, seed_ref[0], b * heads + n, rows, cols, t, s, rate)
     ds = _dlogits(p, dp, d, live)
     return dq + lax.dot_general(ds.astype(kb.dtype), kb, (((1,), (0,)), ((), ())),
                                 preferred_element_type=jnp.float32)  # 'TS,SH->TH'
@@ -160,7 +164,7 @@ def _dkv_kernel(seed_ref, q_ref, k_ref, v_ref, mask_ref, do_ref, m_ref, l_ref, d
   kb, vb = k_ref[...], v_ref[...]                                  # [bk, H], [bk, V]
   bk = kb.shape[0]
   cols = j * bk + lax.broadcasted_iota(jnp.int32, (bk,), 0)
-  scale = 1.0 / (1.0 - rate) if rate else 1.0
+  scale = 1.0 / (1.0 - rate) if rate else 1.0   # p and dP share one keep mask: computed once
 
   def body(i, carry):
     dk, dv = carry
@@ -188,7 +192,7 @@ def _dkv_kernel(seed_ref, q_ref, k_ref, v_ref, mask_ref, do_ref, m_ref, l_ref, d
 
 # --- the differentiable call ---------------------------------------------------------------------
 
-def _specs(b, t, s, n, g, hd, vd, bq, bk, by_keys: bool):
+def _specs(t, s, g, hd, vd, bq, bk, by_keys: bool):
   """BlockSpecs of seed, q, k, v, mask for a grid (B, N, blocks): of query rows, or (by_keys) of
   key slots. q [B, T, N, H], k [B, S, K, H], v [B, S, K, V], mask [B, T, S]."""
   if by_keys:
@@ -221,7 +225,7 @@ def _forward(q, k, v, mask, seed, rate, bq, bk, interpret, num_warps, num_stages
   s, kh, vd = k.shape[1], k.shape[2], v.shape[-1]
   kernel = functools.partial(_fwd_kernel, bk=bk, t=t, s=s, heads=n, rate=rate)
   o, m, l = _call(
-      kernel, (b, n, t // bq), _specs(b, t, s, n, n // kh, hd, vd, bq, bk, False),
+      kernel, (b, n, t // bq), _specs(t, s, n // kh, hd, vd, bq, bk, False),
       (pl.BlockSpec((None, bq, None, vd), lambda i, h, j: (i, j, h, 0)),
        pl.BlockSpec((None, None, bq), lambda i, h, j: (i, h, j)),
        pl.BlockSpec((None, None, bq), lambda i, h, j: (i, h, j))),
@@ -229,10 +233,6 @@ def _forward(q, k, v, mask, seed, rate, bq, bk, interpret, num_warps, num_stages
        jax.ShapeDtypeStruct((b, n, t), jnp.float32), jax.ShapeDtypeStruct((b, n, t), jnp.float32)),
       interpret, 'mqa_flash_attention_fwd', num_warps, num_stages)(seed, q, k, v, mask)
   return o, (q, k, v, mask, seed, o, m, l)
-
-
-def _flash_fwd(q, k, v, mask, seed, rate, bq, bk, interpret, num_warps, num_stages):
-  return _forward(q, k, v, mask, seed, rate, bq, bk, interpret, num_warps, num_stages)
 
 
 def _flash_bwd(rate, bq, bk, interpret, num_warps, num_stages, res, do):
@@ -245,7 +245,7 @@ def _flash_bwd(rate, bq, bk, interpret, num_warps, num_stages, res, do):
       pl.BlockSpec((None, None, bq), lambda i, h, j: (i, h, j))] * 3
   dq = _call(
       functools.partial(_dq_kernel, bk=bk, t=t, s=s, heads=n, rate=rate), (b, n, t // bq),
-      _specs(b, t, s, n, g, hd, vd, bq, bk, False) + row_stats,
+      _specs(t, s, g, hd, vd, bq, bk, False) + row_stats,
       pl.BlockSpec((None, bq, None, hd), lambda i, h, j: (i, j, h, 0)),
       jax.ShapeDtypeStruct(q.shape, q.dtype), interpret, 'mqa_flash_attention_dq',
       num_warps, num_stages)(seed, q, k, v, mask, do, m, l, d)
@@ -253,7 +253,7 @@ def _flash_bwd(rate, bq, bk, interpret, num_warps, num_stages, res, do):
       pl.BlockSpec((None, None, t), lambda i, h, j: (i, h, 0))] * 3
   dk, dv = _call(   # per query head: [B, S, N, H] and [B, S, N, V], summed over each group below
       functools.partial(_dkv_kernel, bq=bq, t=t, s=s, heads=n, rate=rate), (b, n, s // bk),
-      _specs(b, t, s, n, g, hd, vd, bq, bk, True) + whole_rows,
+      _specs(t, s, g, hd, vd, bq, bk, True) + whole_rows,
       (pl.BlockSpec((None, bk, None, hd), lambda i, h, j: (i, j, h, 0)),
        pl.BlockSpec((None, bk, None, vd), lambda i, h, j: (i, j, h, 0))),
       (jax.ShapeDtypeStruct((b, s, n, hd), jnp.float32), jax.ShapeDtypeStruct((b, s, n, vd), jnp.float32)),
@@ -263,7 +263,7 @@ def _flash_bwd(rate, bq, bk, interpret, num_warps, num_stages, res, do):
   return dq, dk, dv, None, None
 
 
-_flash.defvjp(_flash_fwd, _flash_bwd)
+_flash.defvjp(_forward, _flash_bwd)
 
 
 def flash_attention(q: Array, k: Array, v: Array, mask: Array | None = None, *, rate: float = 0.0,

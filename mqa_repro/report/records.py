@@ -232,10 +232,11 @@ ENVIRONMENT_FILE = 'environment.json'
 def merge_environment(results_dir: str | os.PathLike, record: dict[str, Any]) -> None:
   """Add an environment record (another folder's ``environment.json``, with its 'previous') to
   ``<results_dir>/environment.json``, so rows merged from there still find theirs by id: every id is
-  kept once, the newest recorded on top, the rest under 'previous'."""
+  kept once (as `record` has it, where both have an id), the newest recorded on top, the rest under
+  'previous'."""
   path = Path(results_dir) / ENVIRONMENT_FILE
   entries: dict[str, dict[str, Any]] = {}
-  for rec in (read_json(path) or {}, record):
+  for rec in (record, read_json(path) or {}):
     for e in [{k: v for k, v in rec.items() if k != 'previous'}] + list(rec.get('previous', [])):
       if e.get('id'):
         entries.setdefault(e['id'], e)
@@ -257,11 +258,9 @@ def write_environment(results_dir: str | os.PathLike, log: Callable[[str], None]
   old = read_json(path) or {}
   if old.get('id') == env['id']:
     return env
-  previous = list(old.get('previous', []))
   if old.get('id'):
-    previous.insert(0, {k: v for k, v in old.items() if k != 'previous'})
     log(f"provenance: the environment differs from the one {path} recorded ({old['id']} -> "
         f"{env['id']}); the old one is kept under 'previous'")
-  write_json(path, {**env, 'recorded_utc': datetime.datetime.now(
-      datetime.timezone.utc).isoformat(timespec='seconds'), **({'previous': previous} if previous else {})})
+  merge_environment(results_dir, {**env, 'recorded_utc': datetime.datetime.now(
+      datetime.timezone.utc).isoformat(timespec='seconds')})
   return env

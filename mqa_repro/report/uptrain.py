@@ -26,6 +26,7 @@ from mqa_repro.report.speed import device_text, on_accelerator
 from mqa_repro.report.format import colour as variant_colour, save_figure
 from mqa_repro.report.format import distinct as _distinct
 from mqa_repro.report.format import fmt, md_table, params_text, pyplot, write_csv
+from mqa_repro.report.records import read_json
 
 Log = Callable[[str], None]
 METRICS = (('newstest', 'dev', ('ln_ppl',), 'ln(PPL) newstest2013', 3),
@@ -149,7 +150,7 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
   if not runs:
     raise ValueError(f'no uptraining runs under {results / "rows"}')
   p_values = bootstrap(results, baseline, base, runs, log) if base else {}
-  bench = json.loads(bench_file.read_text()) if bench_file and bench_file.is_file() else None
+  bench = read_json(bench_file)
   latency, latency_source = latency_by_g(bench)
   header = ['kv heads G', 'kind', 'init', 'α', 'steps', 'params'] + [m[3] for m in METRICS] + [
       'Δ BLEU newstest2014 vs multi-head (p)']
