@@ -5,6 +5,8 @@
 #      training attention), OUT/gputests.log; worth running first after a kernel changed.
 #   1. Table 2 at the paper's WMT dims, Pallas kernels: ceilings (random data, past L2, datasheet),
 #      greedy / beam-4 decoder and training for the four rows of the paper's Table 2 (VARIANTS).
+#      PROFILE=1: also trace each variant's greedy and beam decode and two training steps (where
+#      the time goes, for a missed target), into bench.json's profiles / beam_profiles / train_profile.
 #   2. LM decoding beside HF transformers and a compiled PyTorch decoder (torch and transformers are
 #      in the GPU image): MHA / MQA / GQA, batch 1, 8, 64, 1024; 128 and 1024 new tokens.
 #   3. The decode-attention microbenchmark (XLA against the kernel's tunings, K/V past L2).
@@ -43,7 +45,8 @@ bench() {  # NAME ARGS...: one part, cut at the call's end
 case ,$parts, in *,gputests,*)
   timeout $(left) python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_flash_attention.py \
     -k gpu > $out/gputests.log 2>&1; echo "gputests exit $?" >> $out/bench.log; tail -3 $out/gputests.log ;; esac
-case ,$parts, in *,table2,*) bench table2 --variants $variants --no-sweeps --attention-impl pallas ;; esac
+case ,$parts, in *,table2,*) bench table2 --variants $variants --no-sweeps --attention-impl pallas \
+  ${PROFILE:+--profile /tmp/table2_trace} ;; esac
 case ,$parts, in *,lm,*) bench lm_decode --parts lm_decode --peers hf,torch \
   --attention-impl pallas ${LM_ARGS:-} ;; esac
 case ,$parts, in *,kernels,*) bench kernels --kernels ;; esac

@@ -183,6 +183,49 @@ def test_resume_keeps_table2_rows_of_the_same_setting(tmp_path):
     cli.main(args[:-3] + ['--attention-impl', 'pallas', '--resume', '--out', str(out)])
 
 
+def test_a_resumed_run_on_the_same_device_reuses_its_ceilings(tmp_path, monkeypatch, capsys):
+  from mqa_repro.bench import suite
+  out = tmp_path / 'bench.json'
+  suite.run_benchmark('tiny', kernels=False, table2=False, sweeps=False, out=out, torch_probes=False)
+  first = json.loads(out.read_text())['hardware']
+
+  def probed(*a, **k):
+    raise AssertionError('ceilings probed again')
+  monkeypatch.setattr(suite, 'measure_hardware', probed)
+  suite.run_benchmark('tiny', kernels=False, table2=False, sweeps=False, out=out, torch_probes=False,
+                      resume=True)
+  after = json.loads(out.read_text())
+  assert after['hardware'] == first and after['runs'][-1]['hardware']['ceiling_GBps'] == \
+      first['ceiling_GBps']
+  assert 'not probed again' in capsys.readouterr().out
+  # another device (or asking for torch's probes the first run left out) probes afresh
+  for change in ({'device': 'another'}, {}):
+    out.write_text(json.dumps({**after, 'hardware': {**first, **change}}))
+    with pytest.raises(AssertionError, match='probed again'):
+      suite.run_benchmark('tiny', kernels=False, table2=False, sweeps=False, out=out,
+                          torch_probes=not change, resume=True)
+
+
+def test_a_resumed_profiled_run_traces_only_the_variants_not_profiled_yet(tmp_path, monkeypatch):
+  from mqa_repro.bench import suite
+  out = tmp_path / 'bench.json'
+  setting = {'size': 'tiny', **bench.SETTINGS['tiny'], 'attention_impl': 'xla', 'beam_reorder': 'prefix',
+             'parts': ['greedy']}
+  kept = [{'kernel': 'fusion', 'category': 'elementwise fusion', 'us_per_step': 1.0}]
+  out.write_text(json.dumps({'setting': setting, 'runs': [{'command': 'a'}], 'profiles': {'mha': kept},
+                             'table2': [{'variant': v, 'run': 0} for v in ('mha', 'mqa')]}))
+  traced = []
+
+  def profile(v, size, out_dir, kind, **kw):
+    traced.append((v, kind))
+    return {'kernels': [{'kernel': v}], 'categories': {}}
+  monkeypatch.setattr(suite, 'profile_decode', profile)
+  suite.run_benchmark('tiny', ['mha', 'mqa'], sweeps=False, out=out, torch_probes=False,
+                      parts=['greedy'], profile_dir=str(tmp_path / 'trace'), resume=True)
+  assert traced == [('mqa', 'greedy')]
+  assert json.loads(out.read_text())['profiles'] == {'mha': kept, 'mqa': [{'kernel': 'mqa'}]}
+
+
 def test_a_resumed_run_cut_inside_a_part_keeps_every_part_measured_before(tmp_path, monkeypatch):
   from mqa_repro.bench import kernels, suite
   out = tmp_path / 'bench.json'

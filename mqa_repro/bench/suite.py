@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from mqa_repro.bench import kernels as kernels_lib
 from mqa_repro.bench import lm_decode as lm_lib
-from mqa_repro.bench.ceilings import measure_hardware
+from mqa_repro.bench.ceilings import HOST, measure_hardware
 from mqa_repro.bench.sweeps import sweep
 from mqa_repro.bench.table2 import PARTS, SETTINGS, VARIANTS, bench_variant, profile_decode
 from mqa_repro.bench.timing import Budget
@@ -41,6 +41,25 @@ def _carried_rows(previous: dict[str, Any] | None, setting: dict[str, Any]) -> l
   return rows
 
 
+def _resumed_hardware(previous: dict[str, Any] | None, size: str, torch_probes: bool,
+                      log) -> dict[str, Any] | None:
+  """--resume on the device that measured `previous`: its hardware record (ceilings, probes) again,
+  so a run continued over several commands divides by one set of ceilings and spends no time
+  re-probing them. None (probe afresh) on another device, platform, size of probes or torch setting."""
+  import jax
+  hw = (previous or {}).get('hardware')
+  dev = jax.devices()[0]
+  if not hw or hw.get('device') != dev.device_kind or hw.get('platform') != dev.platform:
+    return None
+  if (size == 'tiny' or dev.platform == 'cpu') != (hw.get('copy_buffer_bytes', 0) == 2 * HOST[0]):
+    return None
+  if torch_probes != any(p.get('name', '').startswith('torch') for p in hw.get('probes', [])):
+    return None
+  log(f"bench: ceilings of the run being resumed ({hw['device']}: copy {hw['copy_GBps']:.0f} GB/s, "
+      f"matmul {hw['matmul_TFLOPs']:.1f} TFLOP/s); not probed again")
+  return hw
+
+
 def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS), sweeps: bool = True,
                   out: str | os.PathLike | None = None, argv: Sequence[str] | None = None,
                   log=print, table2: bool = True, profile_dir: str | None = None,
@@ -61,7 +80,8 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
     lm_decode = lm_lib.LmDecodeOptions(attention_impl=attention_impl)
   previous = read_json(out) if resume else None
   budget = Budget(time_budget)
-  hw = measure_hardware(size, with_torch=torch_probes, log=log)
+  hw = _resumed_hardware(previous, size, torch_probes, log) or measure_hardware(
+      size, with_torch=torch_probes, log=log)
   prov = collect('mqa-repro bench', argv)
   if out:   # the exact package versions, once per results folder (report.records.write_environment)
     prov['environment'] = write_environment(Path(out).parent, log)['id']
@@ -97,12 +117,17 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
       budget.record('table2', start)
       save()
   for kind in [k for k in ('greedy', 'beam') if profile_dir and table2 and k in table_parts]:
-    # 'profiles' (greedy): variant -> top kernels, the layout the tables and scripts read
+    # 'profiles' (greedy): variant -> top kernels, the layout the tables and scripts read; a resumed
+    # run keeps the variants profiled before and traces the others
     key = 'profiles' if kind == 'greedy' else 'beam_profiles'
-    result[key] = {}
-    for v in variants:
+    result.setdefault(key, {})
+    for v in [v for v in variants if v not in result[key]]:
+      if not budget.allows(('profile', kind)):
+        break
+      start = time.perf_counter()
       summary = profile_decode(v, size, profile_dir, kind, attention_impl=attention_impl,
                                beam_reorder=beam_reorder)
+      budget.record(('profile', kind), start)
       result[key][v] = summary['kernels'] if kind == 'greedy' else summary
       log(f'bench: {kind} profile {v}: ' + '; '.join(
           f"{c} {x['us_per_step']:.0f} us" for c, x in summary['categories'].items()) + ' per step')
