@@ -24,6 +24,8 @@
 # usage: scripts/h200_bench.sh OUT [PARTS]   PARTS: any of gputests,table2,lm,kernels,sweeps,train_fused,
 #        lm_profile (default: table2,lm,kernels,sweeps)
 # Wheels (.gpu/whl: ml_collections) travel with `carry`; SIZE=tiny runs the same steps on a CPU.
+# Put MQA_REPRO_COMMIT=<the commit you ran> on the command line: the device's copy of the tree may
+# report another HEAD (results/h200/logs/README.md, calls 15-16), and every run records the commit.
 set -u
 out=${1:?OUT}; parts=${2:-table2,lm,kernels,sweeps}
 size=${SIZE:-paper}; variants=${VARIANTS:-mha,mqa,mha_local,mqa_local}

@@ -11,7 +11,9 @@
 # arguments, e.g. "--uptrain g1:mean:0.05 g2:mean:0.05") for that GPU after its reproduce runs, from
 # the wmt_mha_gpu run directory (trained by this call or by an earlier call on the same warm machine).
 # The experiment records that source as it finds it (scored, decoded, parameters fingerprinted); a
-# source retrained on a fresh machine goes into a results folder of its own, never an older one's.
+# source retrained on a fresh machine goes into a results folder of its own, never an older one's
+# (merge it into e.g. results/h200/uptrain2; `python -m mqa_repro.report.uptrain --results
+# results/h200/uptrain --more results/h200/uptrain2 ...` reports both, each run against its source).
 # TAG + REPRO_ARGS (optional): a variant of the preset, e.g. TAG=_lr0p02 REPRO_ARGS=--config.train.learning_rate=0.02,
 # trained in its own work and results directories (results$TAG_gpuN) so its runs never mix with the preset's.
 set -u

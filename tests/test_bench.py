@@ -136,6 +136,10 @@ def test_trace_summary_groups_kernels_by_what_they_do():
   assert summary['categories']['reduce fusion']['us_per_step'] == pytest.approx(30.0)
   assert summary['categories']['elementwise fusion']['us_per_step'] == pytest.approx(20.0)
   assert summary['device_busy_fraction'] == pytest.approx(0.5)  # 500 µs of kernels in a 1 ms step
+  traced = bench.summarize_trace(totals, per=2, wall_seconds=1e-3, traced_seconds=2e-2)
+  # the traced step (the tracer's overhead) is kept beside, never the denominator
+  assert traced['device_busy_fraction'] == pytest.approx(0.5)
+  assert traced['traced_wall_us_per_step'] == pytest.approx(2e4)
   assert summary['kernels'][0]['kernel'].startswith('nvjet') and summary['kernels'][0]['share'] == 0.6
   host = bench.summarize_trace({'$python frame': 10.0, bench.HOST_EVENTS: 0.0}, per=1, wall_seconds=1.0)
   assert 'device_busy_fraction' not in host  # host events are not device time
@@ -223,7 +227,8 @@ def test_a_resumed_profiled_run_traces_only_the_variants_not_profiled_yet(tmp_pa
   suite.run_benchmark('tiny', ['mha', 'mqa'], sweeps=False, out=out, torch_probes=False,
                       parts=['greedy'], profile_dir=str(tmp_path / 'trace'), resume=True)
   assert traced == [('mqa', 'greedy')]
-  assert json.loads(out.read_text())['profiles'] == {'mha': kept, 'mqa': [{'kernel': 'mqa'}]}
+  assert json.loads(out.read_text())['profiles'] == {
+      'mha': kept, 'mqa': {'kernels': [{'kernel': 'mqa'}], 'categories': {}}}
 
 
 def test_a_resumed_run_cut_inside_a_part_keeps_every_part_measured_before(tmp_path, monkeypatch):
@@ -319,7 +324,23 @@ def test_tables_set_fused_training_beside_the_einsums_and_say_where_an_lm_step_g
   [line] = speed.train_fused_lines(bench_rec, fused)
   assert "mha 3.00 µs/token (43% MFU) against the einsums' 4.00 (32%)" in line and 'CPU' not in line
   assert speed.train_fused_lines(bench_rec, None) == []
-  prof = {'device_us_per_step': 80.0, 'device_busy_fraction': 0.25,
+  t2 = {**gpu, 'table2': [{'variant': 'mha', 'greedy_decoder_ms_per_step': 2.0, 'beam_batch': 4,
+                           'beam_decoder_us_per_token': 500.0, 'train_step_s': 0.1,
+                           'train_profile': {'device_us_per_step': 9e4, 'matmul_TFLOPs': 700.0,
+                                             'categories': {'matmul': {'us_per_step': 6e4}}}}],
+        # an older greedy profile kept only its top kernels: their sum per kind, marked as such
+        'profiles': {'mha': [{'kernel': 'a', 'category': 'matmul', 'us_per_step': 600.0},
+                             {'kernel': 'b', 'category': 'matmul', 'us_per_step': 400.0},
+                             {'kernel': 'c', 'category': 'reduce fusion', 'us_per_step': 500.0}]},
+        'beam_profiles': {'mha': {'device_us_per_step': 1800.0, 'categories': {
+            'other': {'us_per_step': 1000.0}, 'matmul': {'us_per_step': 800.0}}}}}
+  md = '\n'.join(speed.table2_profile_table(t2))
+  assert '| mha | greedy step | 2000 | 1500 (top kernels) | 75% | matmul 1000; reduce fusion 500 |' in md
+  assert '| mha | beam-4 step | 2000 | 1800 | 90% | other 1000; matmul 800 |' in md
+  assert '| mha | training step | 100000 | 90000 | 90% | matmul 60000 (matmuls at 700 TFLOP/s) |' in md
+  assert speed.table2_profile_table({**gpu, 'table2': [{'variant': 'mha'}]}) == []
+  # the busy share is the device time over the timed step (80 of 320 µs), whatever a file stored
+  prof = {'device_us_per_step': 80.0, 'device_busy_fraction': 0.02,
           'categories': {'matmul': {'us_per_step': 50.0}, 'attention kernel': {'us_per_step': 20.0},
                          'copy/memset': {'us_per_step': 6.0}, 'other': {'us_per_step': 4.0}}}
   record = {**gpu, 'lm_decode': {'points': [{'variant': 'mqa', 'new_tokens': 128, 'batch': 1,

@@ -120,5 +120,7 @@ def test_profile_traces_each_of_our_points_and_says_where_a_step_goes(tmp_path, 
   [point] = json.loads(out.read_text())['lm_decode']['points']
   prof = point['profile']
   assert prof['kernels'] and prof['device_us_per_step'] > 0 and prof['categories']
+  # the traced step is kept; on a CPU there is no device stream, so no busy share at all
+  assert prof['traced_wall_us_per_step'] > 0 and 'device_busy_fraction' not in prof
   assert list((tmp_path / 'trace' / 'lm_kv1_b1_n4').rglob('perfetto_trace.json.gz'))
   assert 'lm_decode ours  mqa   B=1     N=4     profile:' in capsys.readouterr().out

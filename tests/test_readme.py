@@ -46,6 +46,24 @@ def test_blocks_are_rendered_from_results_and_stale_ones_are_caught(tmp_path):
     readme.main(['--readme', str(tmp_path / 'README.md')])
 
 
+def test_the_lm_peer_table_needs_ours_and_reads_128_new_tokens(tmp_path):
+  (tmp_path / 'results' / 'h200').mkdir(parents=True)
+
+  def point(system, v, b, us, n=128):
+    return {'system': system, 'variant': v, 'batch': b, 'new_tokens': n, 'us_per_token': us,
+            'ms_per_step': us * b / 1e3}
+  pts = [point(s, v, b, us) for s, f in (('ours', 1.0), ('torch', 1.5)) for v in ('mha', 'mqa')
+         for b, us in ((1024, 1.3 * f), (1, 330.0 * f))]
+  pts.append(point('ours', 'mha', 1024, 9.9, n=1024))   # another length: not this table's
+  path = tmp_path / 'results' / 'h200' / 'bench.json'
+  path.write_text(json.dumps({'lm_decode': {'points': pts}}))
+  text = '\n'.join(readme._lm_peer_lines(tmp_path))
+  assert '| ours (JAX, Pallas) | 1.3 | 1.3 | 0.33 | 0.33 |' in text
+  assert '| compiled PyTorch | 1.95 | 1.95 | 0.495 | 0.495 |' in text and 'HF' not in text  # HF absent
+  path.write_text(json.dumps({'lm_decode': {'points': [p for p in pts if p['system'] != 'ours']}}))
+  assert readme._lm_peer_lines(tmp_path) == []   # peers alone, without ours, say nothing
+
+
 def test_a_reading_may_quote_only_numbers_its_folder_generated(tmp_path):
   """A hand-written reading.md is checked against the folder's generated files, not against the copy
   of itself that tables.md carries."""

@@ -96,3 +96,38 @@ def test_decoder_time_per_g_prefers_whole_greedy_decodes_to_the_sweep():
   latency, source = latency_by_g(bench)
   assert latency == {8: 2.2, 1: 0.9} and "Table 2's greedy decoder" in source and 'NVIDIA H200' in source
   assert latency_by_g(None) == ({}, '')
+
+
+def test_two_trainings_of_the_source_each_compared_with_their_own(tmp_path):
+  """A source retrained on a fresh machine has its own folder; one report shows both, every converted
+  run's Δ and bootstrap p against the source it was converted from."""
+  refs = [f'ein satz nummer {i} mit genug worten .' for i in range(40)]
+  baseline = write_results(tmp_path / 'h200', [])
+  records.write_lines_xz(baseline / 'refs' / 'newstest2014.ref.txt.xz', refs)
+  folders = []
+  for name, fp, source_bleu, run_bleu, alpha in (('up', 'aaaa1111bbbb', 20.0, 18.0, 0.05),
+                                                  ('up2', 'cccc2222dddd', 21.0, 18.5, 0.1)):
+    own = fake_row('translate', 'mha', 1.5, bleu=source_bleu)
+    own['name'] = 'wmt_mha_gpu'
+    own['evals']['newstest'] = own['evals']['offline']
+    own['variant'] = {'kv_heads': 8, 'init': '–', 'alpha': 0, 'kind': 'multi-head source'}
+    own['fingerprint'] = fp
+    run = _run(1, 'uptrain', 'mean', alpha, run_bleu)
+    run['uptrain']['source_fingerprint'] = fp
+    folder = write_results(tmp_path / name, [own, run])
+    records.write_lines_xz(folder / 'hyps' / 'wmt_mha_gpu' / 'newstest2014.greedy.txt.xz', refs)
+    records.write_lines_xz(folder / 'hyps' / run['name'] / 'newstest2014.greedy.txt.xz', refs)
+    folders.append(folder)
+  uptrain.write(folders[0], baseline, None, log=lambda m: None, more=folders[1:])
+  md = (folders[0] / 'uptrain.md').read_text()
+  assert '2 trainings of it (up (aaaa1111), up2 (cccc2222)' in md
+  line = next(x for x in md.splitlines() if x.startswith('| up2 (cccc2222) | 1 | uptrained'))
+  assert '-2.50 (p' in line                       # 18.5 against its own source's 21.0, not 20.0
+  assert next(x for x in md.splitlines() if x.startswith('| up (aaaa1111) | 1 |')).count('-2.00 (p') == 1
+  rows = {r['run'] + r['source']: r for r in csv.DictReader(open(folders[0] / 'uptrain.csv'))}
+  assert set(rows) == {'wmt_mha_gpuup (aaaa1111)', 'wmt_uptrain_g1_mean_a0.05up (aaaa1111)',
+                       'wmt_mha_gpuup2 (cccc2222)', 'wmt_uptrain_g1_mean_a0.1up2 (cccc2222)'}
+  assert (folders[0] / 'uptrain_alpha.png').read_bytes()[:4] == b'\x89PNG'
+  assert not (folders[1] / 'uptrain.md').exists()   # one report, in --results
+  assert uptrain.main(['--results', str(folders[0]), '--baseline', str(baseline),
+                       '--more', str(tmp_path / 'nowhere')]) == 2   # a folder without runs: a clear error

@@ -78,7 +78,7 @@ def time_ours(model: mdl.Transformer, params: Any, batch: int, new_tokens: int,
   """Seconds of one greedy generation of N tokens for `batch` rows: ahead-of-time compiled, the
   first run checked (every row has N tokens), then the median of `repeats` after a warm-up. With
   `profile_dir`, one more generation is traced there and summed per kernel, per step ('profile':
-  where a step's device time goes, and how much of its wall time the device is busy at all)."""
+  where a step's device time goes, and how much of the timed step the device is busy at all)."""
   step = no_eos_step(model)
 
   def run(p):
@@ -98,8 +98,9 @@ def time_ours(model: mdl.Transformer, params: Any, batch: int, new_tokens: int,
     start = time.perf_counter()
     with jax.profiler.trace(str(profile_dir), create_perfetto_trace=True):
       jax.block_until_ready(compiled(params))
-    wall = (time.perf_counter() - start) / new_tokens   # per step, tracing overhead included
-    row['profile'] = summarize_trace(trace_kernel_totals(profile_dir), new_tokens, wall)
+    traced = (time.perf_counter() - start) / new_tokens   # per step, the tracer's overhead included
+    row['profile'] = summarize_trace(trace_kernel_totals(profile_dir), new_tokens, sec / new_tokens,
+                                     traced_seconds=traced)
   return row
 
 

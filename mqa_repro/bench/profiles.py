@@ -49,9 +49,12 @@ def kernel_category(name: str) -> str:
 
 
 def summarize_trace(totals: dict[str, float], per: int, wall_seconds: float | None = None,
-                    top: int = 12) -> dict[str, Any]:
+                    top: int = 12, traced_seconds: float | None = None) -> dict[str, Any]:
   """Top kernels and per-category device time, each per `per` (steps traced), with the share of the
-  measured wall time the device was busy (kernels of one stream; gaps are launch/host time)."""
+  step the device was busy: the device time over `wall_seconds`, the step timed WITHOUT the tracer
+  (kernels of one stream; the rest is launch and host time). A traced step is many times slower than
+  an untraced one (the tracer's own overhead), so it is recorded (`traced_seconds`) but never the
+  denominator."""
   total = sum(totals.values()) or 1.0
   ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
   cats: dict[str, float] = {}
@@ -65,4 +68,6 @@ def summarize_trace(totals: dict[str, float], per: int, wall_seconds: float | No
   if wall_seconds and HOST_EVENTS not in totals:
     out['wall_us_per_step'] = wall_seconds * 1e6
     out['device_busy_fraction'] = total / per / (wall_seconds * 1e6)
+  if traced_seconds:
+    out['traced_wall_us_per_step'] = traced_seconds * 1e6
   return out

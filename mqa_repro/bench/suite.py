@@ -117,8 +117,8 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
       budget.record('table2', start)
       save()
   for kind in [k for k in ('greedy', 'beam') if profile_dir and table2 and k in table_parts]:
-    # 'profiles' (greedy): variant -> top kernels, the layout the tables and scripts read; a resumed
-    # run keeps the variants profiled before and traces the others
+    # 'profiles' (greedy), 'beam_profiles': variant -> the trace's summary (kernels, categories,
+    # device time and busy share); a resumed run keeps the variants profiled before, traces the others
     key = 'profiles' if kind == 'greedy' else 'beam_profiles'
     result.setdefault(key, {})
     for v in [v for v in variants if v not in result[key]]:
@@ -128,7 +128,7 @@ def run_benchmark(size: str = 'paper', variants: Sequence[str] = tuple(VARIANTS)
       summary = profile_decode(v, size, profile_dir, kind, attention_impl=attention_impl,
                                beam_reorder=beam_reorder)
       budget.record(('profile', kind), start)
-      result[key][v] = summary['kernels'] if kind == 'greedy' else summary
+      result[key][v] = summary
       log(f'bench: {kind} profile {v}: ' + '; '.join(
           f"{c} {x['us_per_step']:.0f} us" for c, x in summary['categories'].items()) + ' per step')
       save()

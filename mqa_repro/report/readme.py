@@ -60,13 +60,38 @@ def _speed_rows(root: Path) -> tuple[str, dict[str, dict]]:
           '`results/gpu/h100_relabelled.json`)'), rows
 
 
+def _lm_peer_lines(root: Path) -> list[str]:
+  """Our LM decoder beside the peers at 128 new tokens, batch 1024 and 1 (results/h200/bench.json's
+  lm_decode points); [] when that file has no such points for multi-head and multi-query."""
+  bench = _json(root / 'results' / 'h200' / 'bench.json') or {}
+  points = {(p['system'], p['variant'], p['batch']): p
+            for p in (bench.get('lm_decode') or {}).get('points', [])
+            if p.get('new_tokens') == 128 and 'us_per_token' in p}
+  systems = (('ours', 'ours (JAX, Pallas)'), ('torch', 'compiled PyTorch'), ('hf', 'HF transformers'))
+  rows = []
+  for system, name in systems:
+    cells = [points.get((system, v, b)) for b in (1024, 1) for v in ('mha', 'mqa')]
+    if any(c is None for c in cells):
+      continue
+    rows.append([name] + [f"{c['us_per_token']:.3g}" for c in cells[:2]]
+                + [f"{c['ms_per_step']:.3g}" for c in cells[2:]])
+  if not rows or rows[0][0] != systems[0][1]:
+    return []
+  return ["**LM decoding beside the peers** — Table 3's LM dims, greedy, 128 new tokens, same GPU and "
+          'run (`results/h200/tables.md` has every batch, 1024 new tokens and the roofline fractions; '
+          '`docs/speed.md` what bounds each):', '',
+          *md_table(['decoder', 'batch 1024, multi-head µs/token', 'batch 1024, multi-query µs/token',
+                     'batch 1, multi-head ms/step', 'batch 1, multi-query ms/step'], rows), '']
+
+
 def glance(root: Path) -> str:
   hw, speed = _speed_rows(root)
   lines = []
   mha, mqa = speed.get('mha'), speed.get('mqa')
   if mha and mqa:
     lines += [f'**Speed** — the paper\'s WMT model (211M parameters), batch 1024, source and target 128, '
-              f'with our Pallas decode kernels, on {hw}:', '',
+              f'with our Pallas decode kernels, on {hw}; the share of the sequential roofline is against '
+              f'the datasheet:', '',
               *md_table(['decoder, µs per output token', 'multi-head', 'multi-query', 'multi-query is',
                          'paper (TPUv2)'],
                         [['greedy', f"{mha['greedy']:.2f}", f"{mqa['greedy']:.2f}",
@@ -75,6 +100,7 @@ def glance(root: Path) -> str:
                           f"{mha['beam'] / mqa['beam']:.1f}× faster", '203 vs 32: 6.3×'],
                          ['greedy, share of the sequential roofline', f"{mha['fraction']:.0%}",
                           f"{mqa['fraction']:.0%}", '', '']]), '']
+  lines += _lm_peer_lines(root)
   results = root / 'results' / 'h200'
   rows = quality.load_rows(results) if (results / 'rows').is_dir() else {'translate': [], 'lm': []}
   found = []

@@ -344,6 +344,61 @@ def train_fused_lines(bench: dict, fused: dict | None) -> list[str]:
           + ('' if on_accelerator(fused) else ' ' + CPU_NOTE)]
 
 
+def _categories(prof: dict | list) -> dict[str, float]:
+  """µs per step per kind of kernel of a profile: its categories, or (an older greedy profile kept
+  only its top kernels, a list) those kernels' sum per kind."""
+  if isinstance(prof, dict) and prof.get('categories'):
+    return {c: x['us_per_step'] for c, x in prof['categories'].items()}
+  cats: dict[str, float] = {}
+  for k in prof if isinstance(prof, list) else prof.get('kernels', []):
+    cats[k['category']] = cats.get(k['category'], 0.0) + k['us_per_step']
+  return dict(sorted(cats.items(), key=lambda kv: -kv[1]))
+
+
+def table2_profile_table(bench: dict, top: int = 4) -> list[str]:
+  """Where Table 2's greedy step, beam step and training step spend device time (`bench --profile`,
+  traced once per variant): the timed step, the device time summed per kind of kernel, and the share
+  of the timed step the device was busy. [] when the file holds no profile."""
+  rows = []
+  by_variant = {r['variant']: r for r in bench.get('table2', [])}
+  for kind, key, step_key, per in (('greedy step', 'profiles', 'greedy_decoder_ms_per_step', 1e3),
+                                   ('beam-4 step', 'beam_profiles', None, None)):
+    for v, prof in (bench.get(key) or {}).items():
+      row = by_variant.get(v, {})
+      if step_key and row.get(step_key):
+        step_us = row[step_key] * per
+      elif kind.startswith('beam') and row.get('beam_decoder_us_per_token'):
+        step_us = row['beam_decoder_us_per_token'] * row['beam_batch']
+      else:
+        step_us = None
+      cats = _categories(prof)
+      device = prof.get('device_us_per_step') if isinstance(prof, dict) else None
+      partial = device is None   # an older greedy profile: only its top kernels were kept
+      device = device if device is not None else sum(cats.values())
+      rows.append([v, kind, fmt_sig(step_us) if step_us else '–',
+                   fmt_sig(device) + (' (top kernels)' if partial else ''),
+                   f'{device / step_us:.0%}' if step_us else '–',
+                   '; '.join(f'{c} {fmt_sig(us)}' for c, us in list(cats.items())[:top])])
+  for v, row in by_variant.items():
+    prof = row.get('train_profile')
+    if prof:
+      step_us = row['train_step_s'] * 1e6
+      rows.append([v, 'training step', fmt_sig(step_us), fmt_sig(prof['device_us_per_step']),
+                   f"{prof['device_us_per_step'] / step_us:.0%}",
+                   '; '.join(f'{c} {fmt_sig(us)}' for c, us in list(_categories(prof).items())[:top])
+                   + (f" (matmuls at {prof['matmul_TFLOPs']:.0f} TFLOP/s)"
+                      if prof.get('matmul_TFLOPs') else '')])
+  if not rows:
+    return []
+  return (['### Where Table 2\'s steps go (`mqa-repro bench --profile`)', '',
+           f'- {device_text(bench)}: one traced decode (or two training steps) per variant, device '
+           'time per step summed per kind of kernel (`bench/profiles.py` names the kinds: XLA turns a '
+           'matrix-vector product into a "reduce fusion"); "device busy" is that sum over the timed, '
+           'untraced step.'] + ([] if on_accelerator(bench) else ['- ' + CPU_NOTE]) + [''] +
+          md_table(['variant', 'what', 'µs per step (timed)', 'device µs per step', 'device busy',
+                    f'top {top} kinds of kernel, µs per step'], rows) + [''])
+
+
 def lm_profile_table(profile: dict | None, top: int = 3) -> list[str]:
   """Where our LM's greedy step spends device time (`bench --parts lm_decode --profile`); [] without."""
   points = [p for p in ((profile or {}).get('lm_decode') or {}).get('points', []) if p.get('profile')]
@@ -352,15 +407,17 @@ def lm_profile_table(profile: dict | None, top: int = 3) -> list[str]:
   rows = []
   for p in sorted(points, key=lambda p: (p['new_tokens'], p['variant'], p['batch'])):
     prof = p['profile']
-    busy = prof.get('device_busy_fraction')
+    # the device time over the timed (untraced) step; files written before the busy share divided by
+    # the untraced step stored one over the traced step, many times longer, so it is computed here
+    busy = prof['device_us_per_step'] / (p['ms_per_step'] * 1e3) if p.get('ms_per_step') else None
     rows.append([p['variant'], str(p['new_tokens']), str(p['batch']), fmt_sig(p['ms_per_step'] * 1e3),
                  fmt_sig(prof['device_us_per_step']), f'{busy:.0%}' if busy is not None else '–',
                  '; '.join(f"{c} {fmt_sig(x['us_per_step'])}"
                            for c, x in list(prof['categories'].items())[:top])])
   return (['### Where an LM decoding step goes (`mqa-repro bench --parts lm_decode --profile`)', '',
            f"- Ours, {device_text(profile)}, from `{LM_PROFILE}`: a traced generation's device time per "
-           'step summed per kind of kernel; "device busy" is that sum over the traced wall time per '
-           'step (the rest: launches and host work between kernels; tracing adds some).'] +
+           'step summed per kind of kernel; "device busy" is that sum over the timed (untraced) step '
+           '(the rest: launches and host work between kernels).'] +
           ([] if on_accelerator(profile) else ['- ' + CPU_NOTE]) + [''] +
           md_table(['variant', 'N', 'batch', 'µs per step (timed)', 'device µs per step', 'device busy',
                     f'top {top} kinds of kernel, µs per step'], rows) + [''])

@@ -26,7 +26,7 @@ from typing import Callable
 from mqa_repro.report import records
 from mqa_repro.report.speed import (LM_PROFILE, TRAIN_FUSED, kernel_table, lm_decode_table,
                                     lm_profile_table, on_accelerator, plot_bench_sweeps, sweep_table,
-                                    table2, train_fused_lines)
+                                    table2, table2_profile_table, train_fused_lines)
 
 Log = Callable[[str], None]
 
@@ -70,6 +70,7 @@ def write_tables(results: str | Path, log: Log = print) -> list[Path]:
     if kernels:
       md += ['### Decode attention alone (`mqa-repro bench --kernels`): µs per call (% of the roofline\'s '
              'bandwidth for the bytes it must move)', ''] + kernels + ['']
+    md += table2_profile_table(bench)
     md += lm_decode_table(bench)
     md += lm_profile_table(records.read_json(results / LM_PROFILE))
     fused = train_fused_lines(bench, records.read_json(results / TRAIN_FUSED))

@@ -3,7 +3,7 @@ heads and uptrained for alpha of its steps, beside the same variants trained fro
 manner of Ainslie et al. 2023 (Figure 5: quality against alpha; Figure 6: quality against decode time).
 
     python -m mqa_repro.report.uptrain --results results/h200/uptrain --baseline results/h200 \
-        [--bench results/h200/bench.json]
+        [--bench results/h200/bench.json] [--more results/h200/uptrain2 ...]
 
 Reads ``<results>/rows/*.json`` (each carries ``variant``: kv_heads, init, alpha, kind) and the
 multi-head source run: its own record there (kind 'multi-head source', written by the experiment),
@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from mqa_repro.report import quality
 from mqa_repro.report.speed import device_text, on_accelerator
@@ -124,18 +124,19 @@ GQA_ROWS = ('mha', 'gqa4', 'gqa2', 'mqa')   # Table 1's global-attention rows wi
 def latency_by_g(bench: dict | None) -> tuple[dict[int, float], str]:
   """Greedy decoder µs/token for each kv-head count g, and where it comes from: Table 2's whole
   greedy decode at the paper's setting when the benchmark timed two or more of GQA_ROWS (`bench
-  --variants mha,gqa4,gqa2,mqa`), else the kv-heads sweep (one decoder step at a fixed cache)."""
+  --variants mha,gqa4,gqa2,mqa`) and no fewer than the kv-heads sweep has points, else that sweep
+  (one decoder step at a fixed cache)."""
   bench = bench or {}
   rows = {int(r['g']): r['greedy_decoder_us_per_token'] for r in bench.get('table2', [])
           if r.get('variant') in GQA_ROWS and r.get('greedy_decoder_us_per_token')}
   device = bench.get('hardware', {}).get('device', '?')
-  if len(rows) >= 2:
+  points = (bench.get('sweeps') or {}).get('kv_heads') or []
+  if len(rows) >= max(2, len({p['x'] for p in points if p.get('us_per_token')})):
     s = bench.get('setting', {})
     return rows, (f"Table 2's greedy decoder at the paper's setting (Table 1's rows, at equal parameters): "
                   f"the WMT model, random bf16 weights, "
                   f"batch {s.get('batch', '?')}, source and target {s.get('source_len', '?')}, "
                   f"`--attention-impl {s.get('attention_impl', '?')}`; {device}")
-  points = (bench.get('sweeps') or {}).get('kv_heads') or []
   latency = {int(p['x']): p['us_per_token'] for p in points if p.get('us_per_token')}
   if not latency:
     return {}, ''
@@ -145,31 +146,52 @@ def latency_by_g(bench: dict | None) -> tuple[dict[int, float], str]:
                    f"`--attention-impl {pt.get('attention_impl', '?')}`; {device}")
 
 
-def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = print) -> list[Path]:
-  runs, base = load(results, baseline)
-  if not runs:
-    raise ValueError(f'no uptraining runs under {results / "rows"}')
-  p_values = bootstrap(results, baseline, base, runs, log) if base else {}
+def source_label(folder: Path, base: dict | None) -> str:
+  """How the table and plots name one training of the source: its experiment folder, and the first
+  digits of its parameters' fingerprint when recorded."""
+  fp = (base or {}).get('fingerprint')
+  return folder.name + (f' ({fp[:8]})' if fp else '')
+
+
+def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = print,
+          more: Sequence[Path] = ()) -> list[Path]:
+  """The report into `results`, from the experiment there and (`more`) from experiment folders of
+  other trainings of the source (a source retrained on a fresh machine goes into a folder of its own).
+  Each converted run is compared with its own folder's source: Δ BLEU and the bootstrap p; the
+  table names the source of every row when there is more than one."""
+  experiments = []
+  for folder in [results, *more]:
+    runs, base = load(folder, baseline)
+    if not runs:
+      raise ValueError(f'no uptraining runs under {folder / "rows"}')
+    experiments.append((folder, runs, base,
+                        bootstrap(folder, baseline, base, runs, log) if base else {}))
+  several = len(experiments) > 1
+  runs = [r for _, rs, _, _ in experiments for r in rs]
+  base = experiments[0][2]          # the source the references and plots are drawn against
+  labels = {id(r): source_label(folder, b) for folder, rs, b, _ in experiments for r in rs + [b] if r}
   bench = read_json(bench_file)
   latency, latency_source = latency_by_g(bench)
-  header = ['kv heads G', 'kind', 'init', 'α', 'steps', 'params'] + [m[3] for m in METRICS] + [
-      'Δ BLEU newstest2014 vs multi-head (p)']
+  header = (['source'] if several else []) + ['kv heads G', 'kind', 'init', 'α', 'steps', 'params'] + [
+      m[3] for m in METRICS] + ['Δ BLEU newstest2014 vs its multi-head source (p)']
   table, csv_rows = [], []
-  rows = ([base] if base else []) + runs
-  for r in rows:
-    v = r.get('variant') or {'kv_heads': r['model']['g'], 'kind': 'multi-head source', 'init': '–', 'alpha': 0}
-    vals = [_value(r, g, role, path) for g, role, path, _, _ in METRICS]
-    delta = '–'
-    if base is not None and r is not base and vals[2] is not None:
-      d = vals[2] - _value(base, *METRICS[2][:3])
-      delta = f"{d:+.2f} (p {quality.fmt_p(p_values.get(r['name'], {}).get('newstest2014'))})"
-    steps = r['train']['steps']
-    table.append([str(v['kv_heads']), v['kind'], v['init'], f"{v['alpha']:g}", str(steps),
-                  params_text(r['params'])] +
-                 [fmt(x, m[4]) for x, m in zip(vals, METRICS)] + [delta])
-    csv_rows.append([r['name'], v['kv_heads'], v['kind'], v['init'], v['alpha'], steps, r['params'], *vals,
-                     p_values.get(r['name'], {}).get('newstest2014'),
-                     p_values.get(r['name'], {}).get('offline_test'), latency.get(v['kv_heads'])])
+  for folder, folder_runs, folder_base, p_values in experiments:
+    for r in ([folder_base] if folder_base else []) + folder_runs:
+      v = r.get('variant') or {'kv_heads': r['model']['g'], 'kind': 'multi-head source', 'init': '–',
+                               'alpha': 0}
+      vals = [_value(r, g, role, path) for g, role, path, _, _ in METRICS]
+      delta = '–'
+      if folder_base is not None and r is not folder_base and vals[2] is not None:
+        d = vals[2] - _value(folder_base, *METRICS[2][:3])
+        delta = f"{d:+.2f} (p {quality.fmt_p(p_values.get(r['name'], {}).get('newstest2014'))})"
+      steps = r['train']['steps']
+      table.append(([labels[id(r)]] if several else []) +
+                   [str(v['kv_heads']), v['kind'], v['init'], f"{v['alpha']:g}", str(steps),
+                    params_text(r['params'])] +
+                   [fmt(x, m[4]) for x, m in zip(vals, METRICS)] + [delta])
+      csv_rows.append([r['name'], labels[id(r)], v['kv_heads'], v['kind'], v['init'], v['alpha'], steps,
+                       r['params'], *vals, p_values.get(r['name'], {}).get('newstest2014'),
+                       p_values.get(r['name'], {}).get('offline_test'), latency.get(v['kv_heads'])])
   refs = {g: (seeds, [quality.Stat.of([x for x in (_value(r, gr, role, path) for r in seeds)
                                         if x is not None]) for gr, role, path, _, _ in METRICS])
           for g, seeds in references(baseline, base).items()}
@@ -178,28 +200,36 @@ def write(results: Path, baseline: Path, bench_file: Path | None, log: Log = pri
     if base is not None and stats[2].mean is not None:
       d = stats[2].mean - _value(base, *METRICS[2][:3])
       delta = f'{d:+.2f}' + (f' (mean of {len(seeds)} seeds)' if len(seeds) > 1 else '')
-    table.append([str(g), f'from scratch, reproduction ({_seeds(len(seeds))})', '–',
+    table.append((['–'] if several else []) +
+                 [str(g), f'from scratch, reproduction ({_seeds(len(seeds))})', '–',
                   '–', str(seeds[0]['train']['steps']), params_text(seeds[0]['params'])] +
                  [st.text(m[4]) for st, m in zip(stats, METRICS)] + [delta])
-    csv_rows.append([seeds[0]['row'], g, 'from scratch (reproduction)', '', '', seeds[0]['train']['steps'],
+    csv_rows.append([seeds[0]['row'], '', g, 'from scratch (reproduction)', '', '', seeds[0]['train']['steps'],
                      seeds[0]['params'], *[st.mean for st in stats], None, None, latency.get(g)])
   written = [write_csv(results / 'uptrain.csv', [
-      'run', 'kv_heads', 'kind', 'init', 'alpha', 'steps', 'params', 'ln_ppl_newstest2013', 'ln_ppl_offline_dev',
+      'run', 'source', 'kv_heads', 'kind', 'init', 'alpha', 'steps', 'params', 'ln_ppl_newstest2013',
+      'ln_ppl_offline_dev',
       'bleu_newstest2014', 'bleu_offline_test', 'p_bleu_newstest2014_vs_mha', 'p_bleu_offline_test_vs_mha',
       'greedy_decoder_us_per_token'], csv_rows)]
-  plots = [p for p in (_plot_alpha(results / 'uptrain_alpha.png', runs, base, refs),
-                       _plot_latency(results / 'uptrain_latency.png', runs, base, latency, bench, refs))
+  plot_labels = {id(r): labels[id(r)] for r in runs} if several else {}
+  plots = [p for p in (_plot_alpha(results / 'uptrain_alpha.png', runs, base, refs, plot_labels,
+                                   [(b, labels[id(b)]) for _, _, b, _ in experiments[1:] if b]),
+                       _plot_latency(results / 'uptrain_latency.png', runs, base, latency, bench, refs,
+                                     plot_labels))
            if p]
   written += plots
   device = base.get('provenance', {}).get('device_kind', '?') if base else '?'
   md = ['# Uptraining: multi-head -> grouped-query / multi-query (Ainslie et al. 2023)', '',
-        f"Source: `{base['name'] if base else '?'}` ({device}); converted by `mqa-repro convert` (mean / "
-        f"first / random K/V initialisation, d_ff kept), uptrained for α of its steps with a warm restart; "
-        f"from-scratch baselines keep the same d_ff and train for N(1 + α) steps. Decoding greedy; "
-        f"p = sacrebleu's paired bootstrap against the multi-head source (1000 resamples, one seed each). "
-        f"'from scratch, reproduction': the scaled reproduction's own rows with G kv heads (N steps, d_ff "
-        f"widened to equal parameters; mean ± std over seeds), a reference beside the experiment's "
-        f"baselines.", '',
+        f"Source: `{base['name'] if base else '?'}` ({device})"
+        + (f", {len(experiments)} trainings of it ({', '.join(labels[id(b)] for _, _, b, _ in experiments if b)}; "
+           "each converted run is compared with its own)" if several else '')
+        + "; converted by `mqa-repro convert` (mean / "
+        "first / random K/V initialisation, d_ff kept), uptrained for α of its steps with a warm restart; "
+        "from-scratch baselines keep the same d_ff and train for N(1 + α) steps. Decoding greedy; "
+        "p = sacrebleu's paired bootstrap against the multi-head source (1000 resamples, one seed each). "
+        "'from scratch, reproduction': the scaled reproduction's own rows with G kv heads (N steps, d_ff "
+        "widened to equal parameters; mean ± std over seeds), a reference beside the experiment's "
+        "baselines.", '',
         *md_table(header, table), '']
   if latency:
     md += [f"Greedy decoder µs/token for each G ({latency_source}, `{bench_file}`): "
@@ -215,8 +245,14 @@ def _seeds(n: int) -> str:
 
 
 def _plot_alpha(path: Path, runs: list[dict], base: dict | None,
-                refs: dict[int, tuple[list[dict], list[quality.Stat]]] | None = None) -> Path | None:
-  """refs: G -> (the reproduction's from-scratch runs, their Stat per METRICS entry)."""
+                refs: dict[int, tuple[list[dict], list[quality.Stat]]] | None = None,
+                labels: dict[int, str] | None = None,
+                other_bases: Sequence[tuple[dict, str]] = ()) -> Path | None:
+  """refs: G -> (the reproduction's from-scratch runs, their Stat per METRICS entry); labels: id(run)
+  -> its source's label when the runs come from several trainings of the source (one line each);
+  other_bases: (record, label) of those other sources (a horizontal line each)."""
+  labels = labels or {}
+  sources = list(dict.fromkeys(labels.get(id(r), '') for r in runs))
   plt = pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(13.5, 4.2))
   for ax, k in zip(axes, (0, 2)):
@@ -224,11 +260,14 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None,
     for g in sorted({r['variant']['kv_heads'] for r in runs}):
       colour = variant_colour(f'g{g}')   # the same colour as the row with g kv heads everywhere
       for init in ('mean', 'first', 'random'):
-        pts = sorted((r['variant']['alpha'], _value(r, group, role, metric)) for r in runs
-                     if r['variant']['kv_heads'] == g and r['variant']['init'] == init)
-        pts = [(a, v) for a, v in pts if v is not None]
-        if pts:
-          ax.plot(*zip(*pts), INIT_STYLE[init], color=colour, label=f'G={g} {init}')
+        for src in sources:
+          pts = sorted((r['variant']['alpha'], _value(r, group, role, metric)) for r in runs
+                       if r['variant']['kv_heads'] == g and r['variant']['init'] == init
+                       and labels.get(id(r), '') == src)
+          pts = [(a, v) for a, v in pts if v is not None]
+          if pts:
+            ax.plot(*zip(*pts), INIT_STYLE[init], color=colour, alpha=1.0 if src == sources[0] else 0.55,
+                    label=f'G={g} {init}' + (f' [{src}]' if src else ''))
       scratch = [(r['variant']['alpha'], _value(r, group, role, metric)) for r in runs
                  if r['variant']['kv_heads'] == g and r['variant']['kind'] == 'from scratch']
       if scratch:
@@ -238,8 +277,11 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None,
       if stats[k].mean is not None:
         ax.axhline(stats[k].mean, color=variant_colour(f'g{g}'), lw=1, ls=':',
                    label=f'G={g} from scratch, N steps (reproduction, {_seeds(len(seeds))})')
-    if base is not None and _value(base, group, role, metric) is not None:
-      ax.axhline(_value(base, group, role, metric), color='black', lw=1, ls='--', label='multi-head source')
+    first = [(base, sources[0] if other_bases else '')] if base is not None else []
+    for (b, src), ls in zip(first + list(other_bases), ('--', '-.', (0, (1, 3)), (0, (5, 5)))):
+      if _value(b, group, role, metric) is not None:
+        ax.axhline(_value(b, group, role, metric), color='black', lw=1, ls=ls,
+                   label='multi-head source' + (f' [{src}]' if src else ''))
     ax.set_xlabel('uptraining fraction α')
     ax.set_xlim(0, 1.25 * max([r['variant']['alpha'] for r in runs] + [0.01]))   # α = 0: converted, not uptrained
     ax.set_title(title, fontsize=9)
@@ -255,7 +297,8 @@ def _plot_alpha(path: Path, runs: list[dict], base: dict | None,
 
 def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict[int, float],
                   bench: dict | None,
-                  refs: dict[int, tuple[list[dict], list[quality.Stat]]] | None = None) -> Path | None:
+                  refs: dict[int, tuple[list[dict], list[quality.Stat]]] | None = None,
+                  labels: dict[int, str] | None = None) -> Path | None:
   """BLEU against the decoder's µs/token at each G: uptrained (mean init) and from-scratch runs, the
   source, and (refs) the reproduction's from-scratch rows with their seed spread."""
   if not latency:
@@ -272,7 +315,9 @@ def _plot_latency(path: Path, runs: list[dict], base: dict | None, latency: dict
     ax.scatter(latency[g], v, marker=marker, s=40 if r['variant']['init'] == 'mean' else 60,
                facecolors='none' if r['variant']['kind'] == 'from scratch' else None,
                color=variant_colour(f'g{g}'))
-    ax.annotate(f"G={g} {'up' if r['variant']['kind'] == 'uptrained' else 'scratch'} α={a:g}",
+    src = (labels or {}).get(id(r))
+    ax.annotate(f"G={g} {'up' if r['variant']['kind'] == 'uptrained' else 'scratch'} α={a:g}"
+                + (f' [{src}]' if src and r['variant']['kind'] == 'uptrained' else ''),
                 (latency[g], v), fontsize=6, xytext=(3, 3), textcoords='offset points')
   for g, (seeds, stats) in sorted((refs or {}).items()):
     st = stats[2]
@@ -301,9 +346,13 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument('--results', required=True)
   p.add_argument('--baseline', required=True, help="the multi-head source's results directory")
   p.add_argument('--bench', default=None, help='a bench JSON with the kv-heads sweep')
+  p.add_argument('--more', nargs='*', default=[], metavar='DIR',
+                 help='experiment folders of other trainings of the source (each with its own source '
+                      'record), reported beside --results, each run against its own source')
   args = p.parse_args(argv)
   try:
-    for path in write(Path(args.results), Path(args.baseline), Path(args.bench) if args.bench else None):
+    for path in write(Path(args.results), Path(args.baseline), Path(args.bench) if args.bench else None,
+                      more=[Path(m) for m in args.more]):
       print(path)
   except ValueError as e:
     print(f'uptrain report: {e}', file=sys.stderr)
